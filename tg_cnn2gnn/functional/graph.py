@@ -7,11 +7,12 @@ from torch_geometric.utils import coalesce
 
 from tg_cnn2gnn.functional._checks import (check_choice, check_matrix, check_positive_int,
                                            check_sparsity)
-from tg_cnn2gnn.functional.distance import METRICS, pairwise_distance
-from tg_cnn2gnn.functional.simplex import sparse_simplex_topk
+from tg_cnn2gnn.functional.distance import (METRICS, ROW_BLOCK, block_rank_score, gathered_distance,
+                                            prepare, rank_operands, rank_rows)
+from tg_cnn2gnn.functional.simplex import simplex_weights
 
-#: Default budget of distance entries per chunk (float32: 64 MiB).
-DEFAULT_CHUNK_ELEMENTS = 1 << 24
+#: Default budget of distance entries per chunk (float32: 16 MiB).
+DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
 def topk_to_edges(index: Tensor, weight: Tensor, *, row_offset: int = 0,
@@ -45,27 +46,68 @@ def topk_to_edges(index: Tensor, weight: Tensor, *, row_offset: int = 0,
     return ei.flip(0), w
 
 
-def _auto_chunk(n_rows: int, n_cols: int) -> int:
-    return max(1, min(n_rows, DEFAULT_CHUNK_ELEMENTS // max(n_cols, 1)))
+def _chunk_rows(chunk_size: int | None, n_rows: int, n_cols: int) -> int:
+    """Rows per chunk, a multiple of ``ROW_BLOCK`` (so chunking never changes a bit)."""
+    chunk = chunk_size or max(1, DEFAULT_CHUNK_ELEMENTS // max(n_cols, 1))
+    chunk = -(-chunk // ROW_BLOCK) * ROW_BLOCK
+    return min(chunk, -(-n_rows // ROW_BLOCK) * ROW_BLOCK)
+
+
+#: Columns per group in the two-stage neighbour search (see :func:`_smallest_k`).
+GROUP = 64
+
+
+def _smallest_k(score: Tensor, k: int) -> Tensor:
+    """Column indices ``[n, k]`` of the ``k`` smallest entries of each row of ``score``.
+
+    ``score`` is ``[n, G * GROUP]`` with ``+inf`` padding. Two stages: the ``k``
+    groups of ``GROUP`` columns with the smallest minima hold every one of the ``k``
+    smallest entries (a group holding one of them has at most ``k - 1`` groups with a
+    strictly smaller minimum), so a top-k over the group minima, then over those ``k``
+    groups' entries, is exact and reads each score once instead of sorting whole rows.
+    """
+    n, width = score.shape
+    groups = score.view(n, width // GROUP, GROUP)
+    if width // GROUP <= k:
+        return torch.topk(score, k, dim=1, largest=False, sorted=False).indices
+    best = torch.topk(groups.amin(dim=2), k, dim=1, largest=False, sorted=False).indices  # [n, k]
+    flat = best + torch.arange(n, device=score.device).unsqueeze(1) * groups.size(1)
+    cand = groups.reshape(-1, GROUP).index_select(0, flat.reshape(-1)).view(n, k * GROUP)
+    pos = torch.topk(cand, k, dim=1, largest=False, sorted=False).indices                   # [n, k]
+    return best.gather(1, pos // GROUP) * GROUP + pos % GROUP
 
 
 def _topk_rows(x: Tensor, s: int, metric: str, loop: bool, chunk_size: int | None
                ) -> tuple[Tensor, Tensor]:
-    """Eq. 3 rows of one graph, computed ``chunk`` rows at a time: O(N s + chunk N) memory."""
+    """Eq. 3 rows of one graph, ``chunk`` rows at a time: O(N s + chunk N) memory.
+
+    Neighbours are ranked with one matrix product per block (no gradient), then the
+    ``s + 1`` kept distances are recomputed directly from the points, which is exact
+    and carries the gradient at O(N s) memory (see :func:`gathered_distance`).
+    """
     n = x.size(0)
-    chunk = chunk_size or _auto_chunk(n, n)
-    idx_parts, w_parts = [], []
+    chunk = _chunk_rows(chunk_size, n, n)
+    x = prepare(x, metric)
+    xd = x.detach()
+    op, rows_aug = rank_operands(xd, metric), rank_rows(xd, metric)
+    width = -(-n // GROUP) * GROUP
+    buf = torch.full((min(chunk, n), width), float("inf"), dtype=x.dtype, device=x.device)
+    idx_parts = []
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        d = pairwise_distance(x[start:stop], x, metric)
+        score = block_rank_score(rows_aug[start:stop], op, buf[:stop - start])
         if not loop:
-            rows = torch.arange(stop - start, device=x.device)
-            d = d.index_put((rows, rows + start), torch.tensor(float("inf"), dtype=d.dtype,
-                                                                device=d.device))
-        idx, w = sparse_simplex_topk(d, s, validate=False)
-        idx_parts.append(idx)
-        w_parts.append(w)
-    return torch.cat(idx_parts), torch.cat(w_parts)
+            r = torch.arange(stop - start, device=x.device)
+            score[r, r + start] = float("inf")
+        idx_parts.append(_smallest_k(buf[:stop - start], s + 1))
+    cand = torch.cat(idx_parts)                                   # [n, s + 1]
+    dist = gathered_distance(x, cand, metric)
+    # Order the s + 1 candidates by their exact distance, ties by column index.
+    order = torch.argsort(cand, dim=1)
+    cand, dist = cand.gather(1, order), dist.gather(1, order)
+    order = torch.argsort(dist.detach(), dim=1, stable=True)
+    cand, dist = cand.gather(1, order), dist.gather(1, order)
+    return cand[:, :s], simplex_weights(dist, s)
 
 
 def sparse_simplex_graph(x: Tensor, s: int, *, metric: str = "sqeuclidean", loop: bool = False,
@@ -86,8 +128,9 @@ def sparse_simplex_graph(x: Tensor, s: int, *, metric: str = "sqeuclidean", loop
             self-loops, so the default is ``False``.
         batch: ``[N]`` graph assignment (PyG ``batch`` vector); nodes of different graphs
             are never connected.
-        chunk_size: rows per distance block; default keeps a block at 2^24 entries.
-            Peak memory is ``O(N s + chunk_size N)``; the result does not depend on it.
+        chunk_size: rows per distance block, rounded up to a multiple of 256; the default
+            keeps a block near 2^22 entries. Peak memory is ``O(N s + chunk_size N)``;
+            the result does not depend on it, bit for bit.
         symmetrize: return ``A = (P + P^T)/2`` (default) or ``P`` itself.
 
     Returns:

@@ -54,10 +54,10 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
     # The s + 1 smallest entries, ascending; top-k on -dist picks by index under ties.
     neg_vals, index = torch.topk(dist.neg(), s + 1, dim=1, largest=True, sorted=True)
     vals = neg_vals.neg()
-    return index[:, :s], _simplex_weights(vals, s)
+    return index[:, :s], simplex_weights(vals, s)
 
 
-def _simplex_weights(vals: Tensor, s: int) -> Tensor:
+def simplex_weights(vals: Tensor, s: int) -> Tensor:
     """Eq. 3 weights from the ``s + 1`` smallest distances ``vals [N, s+1]`` (ascending)."""
     # Eq. 3 is invariant to scaling a row, so divide by the row's largest magnitude
     # first: rows at 1e30 scale cannot overflow and rows at 1e-30 cannot underflow.
