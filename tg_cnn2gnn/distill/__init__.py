@@ -1,0 +1,58 @@
+r"""Heterogeneous distillation of a CNN teacher into a graph head + GNN student
+(paper §3.3, Algorithm 2): the loss, the distiller, teacher pre-training, safe
+checkpoints, seeding and multi-process (torchrun) utilities.
+
+Example (in-memory tensors; the same script runs under
+``torchrun --nproc_per_node=2 script.py``, gloo on CPU / nccl on GPU, rank 0 writing)::
+
+    from tg_cnn2gnn.data import load_tensors
+    from tg_cnn2gnn.distill import HeteroDistiller
+    from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead
+    from tg_cnn2gnn.teachers import build_teacher
+
+    x, y = load_tensors("fashion-mnist", "train")       # [60000, 1, 28, 28]
+    xt, yt = load_tensors("fashion-mnist", "test")
+    teacher = build_teacher("simple-cnn", 10, in_channels=1, image_size=28)
+    n = HeteroDistiller.num_train_for(y, val_fraction=0.1)  # samples left after the val split
+    model = CNN2GNN(LearnedGraphHead(784, num_train=n, s=10), GraphStudent(784, 256, 10))
+    d = HeteroDistiller(teacher, model, alpha=1.0, tau=4.0)
+    d.pretrain_teacher(x, y, epochs=3, out_dir="runs/teacher")     # or d.load_teacher(path)
+    summary = d.fit(x, y, epochs=200, batch_size=100, lr=0.01, cache_teacher_logits=True,
+                    test=(xt, yt), test_mechanisms=("bank", "batch"), out_dir="runs/student")
+    summary["test"]["best_val"]["batch"]    # test accuracy, val-selected weights, Mechanism 2
+
+Files in ``out_dir``: ``checkpoint.pt`` (every epoch, atomic; ``resume=True`` continues from
+it bit for bit), ``best.pt`` (best validation accuracy), ``metrics.csv`` (per epoch: lr,
+loss, ce, kd, train/val accuracy, times), ``summary.json``; ``teacher*.pt`` and
+``teacher_metrics.csv`` from :func:`pretrain_teacher`. All loads use
+``torch.load(..., weights_only=True)`` and fail with a :class:`CheckpointError` naming the file.
+"""
+from tg_cnn2gnn.distill.batch import DistillData
+from tg_cnn2gnn.distill.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tg_cnn2gnn.distill.distiller import OPTIMIZERS, HeteroDistiller
+from tg_cnn2gnn.distill.loss import KD_SCALES, DistillationLoss, distillation_loss, kd_divergence
+from tg_cnn2gnn.distill.metrics import MetricsLogger
+from tg_cnn2gnn.distill.seed import capture_rng_state, restore_rng_state, seed_everything
+from tg_cnn2gnn.distill.teacher import accuracy, compute_logits, freeze, load_teacher, pretrain_teacher
+
+__all__ = [
+    "CheckpointError",
+    "DistillData",
+    "DistillationLoss",
+    "HeteroDistiller",
+    "KD_SCALES",
+    "MetricsLogger",
+    "OPTIMIZERS",
+    "accuracy",
+    "capture_rng_state",
+    "compute_logits",
+    "distillation_loss",
+    "freeze",
+    "kd_divergence",
+    "load_checkpoint",
+    "load_teacher",
+    "pretrain_teacher",
+    "restore_rng_state",
+    "save_checkpoint",
+    "seed_everything",
+]
