@@ -30,7 +30,8 @@ loss, ce, kd, train/val accuracy, times), ``summary.json``; ``teacher*.pt`` and
 from tg_cnn2gnn.distill.batch import DistillData
 from tg_cnn2gnn.distill.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tg_cnn2gnn.distill.distiller import OPTIMIZERS, HeteroDistiller
-from tg_cnn2gnn.distill.loss import KD_SCALES, DistillationLoss, distillation_loss, kd_divergence
+from tg_cnn2gnn.distill.loss import (KD_SCALES, DistillationLoss, distillation_loss, kd_divergence,
+                                     relation_loss)
 from tg_cnn2gnn.distill.metrics import MetricsLogger
 from tg_cnn2gnn.distill.seed import capture_rng_state, restore_rng_state, seed_everything
 from tg_cnn2gnn.distill.teacher import accuracy, compute_logits, freeze, load_teacher, pretrain_teacher
@@ -52,6 +53,7 @@ __all__ = [
     "load_checkpoint",
     "load_teacher",
     "pretrain_teacher",
+    "relation_loss",
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",

@@ -1,6 +1,7 @@
 r"""CNN2GNN heterogeneous distillation (paper §3.3, Algorithm 2)."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -19,7 +20,7 @@ from tg_cnn2gnn.distill.batch import DistillData
 from tg_cnn2gnn.distill.checkpoint import load_checkpoint
 from tg_cnn2gnn.distill.ddp import (DistContext, allreduce_sum, broadcast_module, broadcast_object,
                                     setup_distributed)
-from tg_cnn2gnn.distill.loss import DistillationLoss
+from tg_cnn2gnn.distill.loss import DistillationLoss, check_tau, relation_loss
 from tg_cnn2gnn.distill.metrics import write_json
 from tg_cnn2gnn.distill.teacher import compute_logits, freeze, load_teacher, pretrain_teacher
 from tg_cnn2gnn.functional._checks import check_choice, check_positive_int
@@ -83,16 +84,30 @@ class HeteroDistiller(nn.Module):
         amp: mixed precision on CUDA.
         distributed: ``"auto"`` (join torchrun's process group when ``WORLD_SIZE > 1``, or an
             initialised group), ``True`` or ``False``.
+        relation_weight: weight of the teacher-relation term for the graph head (ours, not in
+            the paper; :func:`~tg_cnn2gnn.distill.relation_loss`): the edge-weighted rate at
+            which a node's neighbours belong to another class according to the teacher's
+            probabilities. ``0`` (default) is the paper's objective.
+        relation_tau: temperature of the teacher probabilities in the relation term.
     """
 
     def __init__(self, teacher: nn.Module | None, model: nn.Module, *, alpha: float = 1.0, tau: float = 4.0,
                  kd_scale: str = "tau2", device: str | torch.device | None = None, amp: bool = False,
-                 distributed: bool | str = "auto") -> None:
+                 distributed: bool | str = "auto", relation_weight: float = 0.0, relation_tau: float = 1.0
+                 ) -> None:
         super().__init__()
         self.criterion = DistillationLoss(alpha, tau, kd_scale)
+        if isinstance(relation_weight, bool) or not isinstance(relation_weight, (int, float)) \
+                or not math.isfinite(relation_weight) or relation_weight < 0:
+            raise ValueError(f"relation_weight must be a finite number >= 0, got {relation_weight!r}")
+        self.relation_weight = float(relation_weight)
+        self.relation_tau = check_tau(relation_tau)
         if teacher is None:
             if self.criterion.alpha != 0.0:
                 raise ValueError(f"teacher is None but alpha={alpha}; pass a teacher or alpha=0")
+            if self.relation_weight != 0.0:
+                raise ValueError(f"teacher is None but relation_weight={relation_weight}; the relation "
+                                 "term needs a teacher")
         elif not isinstance(teacher, nn.Module):
             raise TypeError(f"teacher must be an nn.Module (or None with alpha=0), got {type(teacher).__name__}")
         if not isinstance(model, nn.Module):
@@ -115,6 +130,11 @@ class HeteroDistiller(nn.Module):
         self.teacher_cache: Tensor | None = None
 
     # ---------------------------------------------------------------- properties
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether training needs the teacher's logits (KD term or relation term)."""
+        return self.teacher is not None and (self.alpha > 0 or self.relation_weight > 0)
+
     @property
     def alpha(self) -> float:
         return self.criterion.alpha
@@ -188,13 +208,17 @@ class HeteroDistiller(nn.Module):
         Returns:
             ``(loss, parts, student_logits)``; ``parts`` = detached ``loss``, ``ce``, ``kd``.
         """
-        if teacher_logits is None and self.teacher is not None and self.alpha > 0:
+        if teacher_logits is None and self.uses_teacher:
             teacher_logits = self.teacher_logits(images)
         nodes = features if features is not None else images.flatten(1)
         data = self.make_batch(nodes, labels, index, teacher_logits)
         logits = self.student_forward(data)
-        loss, parts = self.criterion(logits.float(), data.teacher_logits if "teacher_logits" in data else None,
-                                      labels)
+        t_logits = data.teacher_logits if "teacher_logits" in data else None
+        loss, parts = self.criterion(logits.float(), t_logits, labels)
+        if self.relation_weight > 0:
+            rel = relation_loss(data.edge_index, data.edge_weight, t_logits, self.relation_tau)
+            loss = loss + self.relation_weight * rel
+            parts = {**parts, "loss": loss.detach(), "rel": rel.detach()}
         return loss, parts, logits
 
     # ---------------------------------------------------------------- teacher
@@ -377,7 +401,7 @@ class HeteroDistiller(nn.Module):
         broadcast_module(self.model)
 
         cache = self.teacher_cache
-        use_teacher = self.teacher is not None and self.alpha > 0
+        use_teacher = self.uses_teacher
 
         def step(images: Tensor, labels: Tensor, feats: Tensor | None, pos: Tensor):
             if augment is not None:
@@ -399,6 +423,7 @@ class HeteroDistiller(nn.Module):
                   "momentum": momentum if optimizer == "sgd" else None, "nesterov": nesterov,
                   "weight_decay": weight_decay, "scheduler": scheduler, "step_size": step_size, "gamma": gamma,
                   "seed": seed, "world_size": ctx.world_size, "alpha": self.alpha, "tau": self.tau,
+                  "relation_weight": self.relation_weight, "relation_tau": self.relation_tau,
                   "kd_scale": self.kd_scale, "cache_teacher_logits": bool(cache_teacher_logits),
                   "augment": augment is not None, "features": features is not None,
                   "val_fraction": val_fraction if carve else None, "split_seed": split_seed,

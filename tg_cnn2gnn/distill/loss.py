@@ -140,3 +140,41 @@ class DistillationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, tau={self.tau}, kd_scale={self.kd_scale!r}"
+
+
+def relation_loss(edge_index: Tensor, edge_weight: Tensor, teacher_logits: Tensor, tau: float = 1.0) -> Tensor:
+    r"""Teacher-relation term for the learned graph (ours, beyond the paper; issue 7).
+
+    The paper trains the graph head only through the student's loss. This term tells the
+    head directly which samples are alike according to the teacher: with
+    :math:`q_i = \mathrm{softmax}(z^t_i / \tau)`,
+
+    .. math::
+        \mathcal{L}_{rel} = \frac{1}{B} \sum_{(j \to i) \in E} A_{ij}\,
+            \big(1 - \langle q_i, q_j \rangle\big),
+
+    the edge-weighted rate at which a node's neighbours are, in the teacher's eyes, of
+    another class. Rows of Eq. 3 sum to 1, so :math:`\mathcal{L}_{rel} \in [0, 1]` for a
+    symmetrised graph without self-loops. The gradient reaches the graph head through
+    ``edge_weight``; the teacher is detached.
+
+    Args:
+        edge_index: ``[2, E]`` batch graph (edge ``j -> i``).
+        edge_weight: ``[E]`` its weights :math:`A_{ij}` (differentiable).
+        teacher_logits: ``[B, C]`` teacher logits of the batch's nodes.
+        tau: temperature of the teacher's probabilities, ``> 0``. (default: :obj:`1.0`)
+
+    Returns:
+        A scalar tensor.
+    """
+    tau = check_tau(tau)
+    if not isinstance(teacher_logits, Tensor) or teacher_logits.dim() != 2:
+        raise ValueError("teacher_logits must be a 2-D tensor [B, C], got "
+                         f"{tuple(teacher_logits.shape) if isinstance(teacher_logits, Tensor) else type(teacher_logits).__name__}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2 or edge_weight.shape != (edge_index.size(1),):
+        raise ValueError(f"edge_index must be [2, E] and edge_weight [E], got {tuple(edge_index.shape)} "
+                         f"and {tuple(edge_weight.shape)}")
+    q = F.softmax(teacher_logits.detach().float() / tau, dim=-1)
+    src, dst = edge_index[0], edge_index[1]
+    alike = (q[src] * q[dst]).sum(-1)
+    return (edge_weight.float() * (1.0 - alike)).sum() / teacher_logits.size(0)

@@ -233,6 +233,23 @@ class InductiveGraphModel(nn.Module):
         finally:
             self.train(was_training)
 
+    @torch.no_grad()
+    def predict_isolated(self, x: Tensor, *, chunk_size: int = 1024) -> Tensor:
+        r"""Edge-removal ablation: logits ``[T, C]`` of the student on test samples ``x [T, F]``
+        with *no* edges, so every node sees only itself (``GCNConv`` adds its self-loop and
+        becomes a per-sample MLP). Compared with :meth:`predict`, it measures how much of
+        the accuracy the graph carries. Not an inference mechanism of the paper."""
+        check_positive_int("chunk_size", chunk_size)
+        x = self._check_features("x", x)
+        was_training = self.training
+        self.eval()
+        try:
+            empty = torch.empty(2, 0, dtype=torch.long, device=x.device)
+            no_weight = x.new_empty(0)
+            return torch.cat([self.student(xc, empty, no_weight) for xc in x.split(chunk_size)])
+        finally:
+            self.train(was_training)
+
     def _check_features(self, name: str, x: object) -> Tensor:
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
