@@ -210,3 +210,27 @@ def test_plot_curves(tmp_path):
             w.writerow([e, 2 - e / 2, 1, 1 - e / 3, 0.5 + e / 10, ""])
     out = plot_curves(tmp_path)
     assert out == tmp_path / "training_curves.png" and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_relation_weight_setting_reaches_the_distiller(monkeypatch, tmp_path):
+    assert Settings().relation_weight == 0.0                       # the paper's objective by default
+    with pytest.raises(SettingsError, match=r"--relation-weight=-0.5: must be >= 0"):
+        validate(Settings(relation_weight=-0.5))
+    import tg_cnn2gnn.pipeline as pipeline
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    import tg_cnn2gnn.distill as distill
+
+    class Spy(distill.HeteroDistiller):
+        def __init__(self, *args, **kwargs):
+            seen.update(kwargs)
+            raise Stop
+    monkeypatch.setattr(distill, "HeteroDistiller", Spy)           # run_distill imports it from here
+    with pytest.raises(Stop):
+        pipeline.run_distill(Settings(dataset="digits", teacher_epochs=1, epochs=1, s=5, relation_weight=0.25,
+                                      head_hidden=(16,), hidden=16, out=str(tmp_path), measure=False,
+                                      progress=False), log=lambda *_: None)
+    assert seen["relation_weight"] == 0.25

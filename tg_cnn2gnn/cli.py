@@ -42,7 +42,7 @@ TEACHER_OPTIONS = ("teacher", "teacher_width", "teacher_epochs", "teacher_batch_
                    "teacher_lr", "teacher_weight_decay", "augment", "scheduler")
 MODEL_OPTIONS = ("s", "head_form", "head_hidden", "embedding_channels", "hidden", "conv", "num_layers",
                  "dropout")
-DISTILL_OPTIONS = ("alpha", "tau", "kd_scale", "epochs", "batch_size", "optimizer", "lr",
+DISTILL_OPTIONS = ("alpha", "tau", "kd_scale", "relation_weight", "epochs", "batch_size", "optimizer", "lr",
                    "momentum", "weight_decay", "cache_teacher_logits")
 EVAL_OPTIONS = ("mechanisms", "val_mechanism", "bank_size", "eval_batch_size", "eval_seed", "measure")
 RUN_OPTIONS = ("out", "seed", "device", "threads", "resume", "progress")

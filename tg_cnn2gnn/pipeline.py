@@ -140,6 +140,8 @@ class Settings:
     tau: float = _opt(4.0, "float", "distillation temperature")
     kd_scale: str = _opt("tau2", "str", "factor of the KL term: tau2 (Hinton's tau^2) or none",
                          choices=KD_SCALE_CHOICES)
+    relation_weight: float = _opt(0.0, "float", "weight of the teacher-relation term for the graph head "
+                                  "(ours, not in the paper; 0 = the paper's Eq. 6)")
     epochs: int = _opt(200, "int", "distillation epochs")
     batch_size: int = _opt(100, "int", "distillation batch size (one learned graph per batch)")
     optimizer: str = _opt("adam", "str", "student optimiser", choices=OPTIMIZER_CHOICES)
@@ -313,6 +315,8 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
         raise bad("alpha", "must be >= 0 (0 trains the student without the teacher)")
     if s.tau <= 0:
         raise bad("tau", "must be > 0")
+    if s.relation_weight < 0:
+        raise bad("relation_weight", "must be >= 0 (0 = the paper's objective)")
     for name in ("lr", "teacher_lr"):
         if getattr(s, name) <= 0:
             raise bad(name, "must be > 0")
@@ -736,7 +740,7 @@ def run_distill(settings: Settings, log: Callable[[str], None] = print) -> dict[
         log(f"run directory: {run_dir}")
         log(f"data: {s.dataset}, {data.train_idx.numel()} train / {data.val_idx.numel()} validation / "
             f"{data.y_test.numel()} test images")
-        need_teacher = s.alpha > 0
+        need_teacher = s.alpha > 0 or s.relation_weight > 0
         teacher, tinfo = (obtain_teacher(s, data, run_dir, log) if need_teacher
                           else (None, {"source": "none (alpha = 0)", "path": None, "train_time_s": None}))
         t_teacher_done = time.perf_counter()
@@ -745,7 +749,7 @@ def run_distill(settings: Settings, log: Callable[[str], None] = print) -> dict[
         torch.manual_seed(s.seed)
         model = build_student_model(s, num_train, in_features, data.info.num_classes)
         distiller = HeteroDistiller(teacher, model, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale,
-                                    device=None if s.device == "auto" else s.device, distributed=False)
+                                    relation_weight=s.relation_weight, device=None if s.device == "auto" else s.device, distributed=False)
         mechs = list(s.mechanisms)
         log(f"distillation: {s.epochs} epoch(s), batch {s.batch_size}, s = {s.s}, alpha = {s.alpha}, "
             f"tau = {s.tau} ({s.kd_scale}), {s.optimizer} lr {s.lr}")
