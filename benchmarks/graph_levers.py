@@ -13,6 +13,7 @@ data, budget and cached teacher logits, it distils into
 * ``paper+bank1000`` / ``embedding+bank1000``: inference (and validation) with a bank of
   1,000 training samples instead of one training batch's 100, so that a test sample's
   s neighbours are nearer;
+* ``embedding+relation`` (``+bank1000``): the embedding head supervised by the relation term;
 * ``kd-mlp`` / ``dkd-mlp``: an MLP with the student's widths, trained with Hinton KD and
   with DKD (:mod:`tg_cnn2gnn.baselines`) -- the student without a graph.
 
@@ -51,7 +52,7 @@ from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead  # noqa: E402
 from tg_cnn2gnn.teachers import build_teacher, flops_per_sample  # noqa: E402
 
 CONFIGS = ("paper", "graphconv", "relation", "graphconv+relation", "embedding", "paper+bank1000",
-           "embedding+bank1000", "kd-mlp", "dkd-mlp")
+           "embedding+bank1000", "embedding+relation", "embedding+relation+bank1000", "kd-mlp", "dkd-mlp")
 
 
 def bank_size_of(config: str, default: int) -> int:
