@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tg_cnn2gnn.distill.metrics import _default_mode
+from tg_cnn2gnn.distill.metrics import atomic_write
 
 #: Value of the ``"format"`` key of every checkpoint this package writes.
 FORMAT = "tg_cnn2gnn"
@@ -46,28 +45,7 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike, *, kind: str |
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind is not None:
         obj = {"format": FORMAT, "version": VERSION, "kind": kind, **obj}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        _default_mode(fd)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX); harmless where unsupported
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
     return path
 
 
