@@ -328,15 +328,6 @@ def train_select_lr(args: argparse.Namespace, data: Data, make_model: Callable[[
 
 
 # ----------------------------------------------------------------------------- measurement
-def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -373,6 +364,7 @@ def cpu_copy(module: torch.nn.Module) -> torch.nn.Module:
 
 def per_sample_seconds(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, repeats: int = 3) -> float:
     """Median wall time of ``fn(x)`` divided by ``len(x)``."""
+    from tg_cnn2gnn.pipeline import median_time
     return median_time(lambda: fn(x), repeats=repeats) / x.size(0)
 
 

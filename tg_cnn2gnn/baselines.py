@@ -33,8 +33,9 @@ from torch import Tensor, nn
 
 from tg_cnn2gnn.distill import HeteroDistiller
 from tg_cnn2gnn.distill.loss import check_alpha, check_tau
-from tg_cnn2gnn.functional._checks import check_choice, check_positive_int
+from tg_cnn2gnn.functional._checks import check_choice, check_dropout, check_positive_int
 from tg_cnn2gnn.nn.model import MECHANISMS
+from tg_cnn2gnn.nn.student import layer_sizes
 
 __all__ = ["MLP", "MLPStudent", "dkd_loss", "DKDLoss", "DKDDistiller"]
 
@@ -50,13 +51,8 @@ class MLP(nn.Module):
     def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 2,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("hidden_channels", hidden_channels)
-        check_positive_int("out_channels", out_channels)
-        check_positive_int("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
-        sizes = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        sizes = layer_sizes(in_channels, hidden_channels, out_channels, num_layers)
+        check_dropout(dropout)
         self.lins = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden_channels, out_channels
         self.num_layers = num_layers

@@ -538,7 +538,8 @@ def obtain_teacher(settings: Settings, data: RunData, run_dir: Path,
 
 
 # ----------------------------------------------------------------------------------- measuring
-def _median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+def median_time(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time in seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -593,8 +594,8 @@ def measure_teacher(teacher: nn.Module, x_test: Tensor, *, latency: bool = True,
             for a in range(0, many.size(0), batched):
                 teacher(many[a:a + batched])
             _sync(dev)
-        out["latency_ms_batch1"] = 1e3 * _median_time(single, repeats, warmup=3)
-        out["latency_ms_batched"] = 1e3 * _median_time(batch, 3) / many.size(0)
+        out["latency_ms_batch1"] = 1e3 * median_time(single, repeats, warmup=3)
+        out["latency_ms_batched"] = 1e3 * median_time(batch, 3) / many.size(0)
         out["latency_batch_size"] = batched
     return out
 
@@ -644,9 +645,9 @@ def measure_student(model: nn.Module, train_x: Tensor, x_test: Tensor, *, mechan
             many = xt[:1000]
             lat: dict[str, Any] = {}
             if mech in ("bank", "one_by_one"):
-                lat["batch1"] = 1e3 * _median_time(lambda: (predict(xt[:1], mech), _sync(dev)), repeats, warmup=2)
+                lat["batch1"] = 1e3 * median_time(lambda: (predict(xt[:1], mech), _sync(dev)), repeats, warmup=2)
             if many.size(0) >= 3:
-                lat["batched"] = 1e3 * _median_time(lambda: (predict(many, mech), _sync(dev)), 3) / many.size(0)
+                lat["batched"] = 1e3 * median_time(lambda: (predict(many, mech), _sync(dev)), 3) / many.size(0)
                 lat["batched_n"] = int(many.size(0))
             out["latency_ms"][mech] = lat
     return out

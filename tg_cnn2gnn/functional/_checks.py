@@ -44,3 +44,10 @@ def check_positive_int(name: str, value: object, *, allow_none: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
     return value
+
+
+def check_dropout(dropout: object) -> float:
+    """``dropout`` must be a number in ``[0, 1)``; returns it as a float."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+    return float(dropout)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tg_cnn2gnn.functional._checks import check_choice, check_positive_int
+from tg_cnn2gnn.functional._checks import check_choice, check_dropout, check_positive_int
 from tg_cnn2gnn.functional.graph import topk_to_edges
 from tg_cnn2gnn.functional.simplex import sparse_simplex_topk
 from tg_cnn2gnn.nn import _invariant as inv
@@ -110,8 +110,7 @@ class LearnedGraphHead(nn.Module):
         hidden_channels = tuple(hidden_channels)
         for h in hidden_channels:
             check_positive_int("hidden_channels[i]", h)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        check_dropout(dropout)
         self.in_channels = in_channels
         self.s = s
         self.form = form

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import conv as pyg_conv
 from torch_geometric.nn.conv import GCNConv, MessagePassing
 
-from tg_cnn2gnn.functional._checks import check_positive_int
+from tg_cnn2gnn.functional._checks import check_dropout, check_positive_int
 
 #: Conv names accepted by :class:`GraphStudent`: name -> (PyG class name, default kwargs).
 #: Every one of them takes ``edge_weight`` in ``forward`` and maps
@@ -50,6 +50,16 @@ def resolve_conv(conv: str | type[MessagePassing]) -> tuple[type[MessagePassing]
         raise TypeError(f"conv={conv.__name__} does not take edge_weight in forward; the learned "
                         f"graph is weighted, so use a conv such as GCNConv, GraphConv, SGConv")
     return conv, {}
+
+
+def layer_sizes(in_channels: int, hidden_channels: int, out_channels: int, num_layers: int) -> list[int]:
+    """Checked widths ``[in, hidden, ..., hidden, out]`` of a ``num_layers``-layer student
+    (shared by :class:`GraphStudent` and the MLP baselines, so both have the same shapes)."""
+    check_positive_int("in_channels", in_channels)
+    check_positive_int("hidden_channels", hidden_channels)
+    check_positive_int("out_channels", out_channels)
+    check_positive_int("num_layers", num_layers)
+    return [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
 
 
 class GraphStudent(nn.Module):
@@ -93,15 +103,10 @@ class GraphStudent(nn.Module):
                  dropout: float = 0.5, conv_kwargs: dict[str, Any] | None = None,
                  dense_max_nodes: int = 512) -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("hidden_channels", hidden_channels)
-        check_positive_int("out_channels", out_channels)
-        check_positive_int("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}")
+        sizes = layer_sizes(in_channels, hidden_channels, out_channels, num_layers)
+        check_dropout(dropout)
         cls, kwargs = resolve_conv(conv)
         kwargs.update(conv_kwargs or {})
-        sizes = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
         self.convs = nn.ModuleList(cls(a, b, **kwargs) for a, b in zip(sizes[:-1], sizes[1:]))
         self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden_channels, out_channels
         self.num_layers = num_layers
