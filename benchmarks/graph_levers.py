@@ -139,8 +139,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
 
-    x, y = load_tensors(args.dataset, "train", root=args.root) if args.root else load_tensors(args.dataset, "train")
-    xt, yt = load_tensors(args.dataset, "test", root=args.root) if args.root else load_tensors(args.dataset, "test")
+    x, y = load_tensors(args.dataset, "train", root=args.root)
+    xt, yt = load_tensors(args.dataset, "test", root=args.root)
     keep = stratified_subset(y, args.n_train, 0)
     x, y = x[keep], y[keep]
     c, h, w = x.shape[1:]
