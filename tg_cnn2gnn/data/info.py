@@ -40,6 +40,13 @@ class DatasetInfo:
     num_train: int | None
     num_test: int | None
     url: str
+    #: Human-readable name of every label ``0 .. num_classes - 1`` in label order; ``None``
+    #: when they depend on the files (Mini-ImageNet: use :func:`class_names` with the dataset).
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{self.name}: {len(self.class_names)} class names for {self.num_classes} classes")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -47,22 +54,38 @@ class DatasetInfo:
         return (self.channels, self.image_size, self.image_size)
 
 
+_FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+            "Ankle boot")
+_CIFAR10 = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: CIFAR-100's fine labels in label order (``fine_label_names`` of the official ``meta``: alphabetical).
+_CIFAR100 = tuple("""
+    apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel
+    can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+    dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion
+    lizard lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree
+    pear pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea
+    seal shark shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table
+    tank telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman
+    worm""".split())
+_STL10 = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
+
 DATASET_INFO: dict[str, DatasetInfo] = {
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", 1, 28, 10, (0.2860,), (0.3530,), 2, False, 60000, 10000,
-        "https://github.com/zalandoresearch/fashion-mnist"),
+        "https://github.com/zalandoresearch/fashion-mnist", _FASHION),
     "digits": DatasetInfo(
         "digits", 1, 8, 10, (0.3053,), (0.3760,), 0, False, 1438, 359,
-        "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html"),
+        "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+        tuple(str(d) for d in range(10))),
     "cifar10": DatasetInfo(
         "cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 4, True, 50000, 10000,
-        "https://www.cs.toronto.edu/~kriz/cifar.html"),
+        "https://www.cs.toronto.edu/~kriz/cifar.html", _CIFAR10),
     "cifar100": DatasetInfo(
         "cifar100", 3, 32, 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 4, True, 50000, 10000,
-        "https://www.cs.toronto.edu/~kriz/cifar.html"),
+        "https://www.cs.toronto.edu/~kriz/cifar.html", _CIFAR100),
     "stl10": DatasetInfo(
         "stl10", 3, 96, 10, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), 12, True, 5000, 8000,
-        "https://cs.stanford.edu/~acoates/stl10/"),
+        "https://cs.stanford.edu/~acoates/stl10/", _STL10),
     "mini-imagenet": DatasetInfo(
         "mini-imagenet", 3, 84, 100, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 8, True, 50000, 10000,
         "https://github.com/twitter/meta-learning-lstm/tree/master/data/miniImagenet"),
@@ -89,6 +112,23 @@ def canonical_name(name: object) -> str:
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name``; unknown names raise a :class:`ValueError` listing the valid ones."""
     return DATASET_INFO[canonical_name(name)]
+
+
+def class_names(name: str, dataset: object = None) -> tuple[str, ...]:
+    """The names of labels ``0 .. num_classes - 1`` of dataset ``name``.
+
+    Fixed for every dataset but Mini-ImageNet, whose labels index the sorted class names
+    (WordNet ids) found in its files: pass the loaded dataset (its ``classes``) for it.
+    """
+    info = dataset_info(name)
+    if info.class_names is not None:
+        return info.class_names
+    classes = getattr(dataset, "classes", None)
+    if classes is None:
+        raise ValueError(f"{info.name} has no fixed class names: its labels index the sorted class names "
+                         "(WordNet ids) found under its root; pass the loaded dataset, "
+                         "e.g. class_names(name, MiniImageNet(root)), to get them")
+    return tuple(str(c) for c in classes)
 
 
 def check_split(split: object) -> str:
