@@ -148,7 +148,7 @@ def test_bad_graph_arguments():
         sparse_simplex_graph(torch.randn(5, 2), 2, chunk_size=0)
     x = torch.randn(5, 2)
     x[2, 1] = float("nan")
-    with pytest.raises(ValueError, match=r"x contains 1 NaN"):
+    with pytest.raises(ValueError, match=r"x contains NaN in rows \[2\] \(1 of 5\)"):
         sparse_simplex_graph(x, 2)
 
 

@@ -1,14 +1,19 @@
 """Pairwise distances for graph building (smaller = closer)."""
 from __future__ import annotations
 
+import math
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tg_cnn2gnn.functional._checks import check_choice, check_matrix
+
 METRICS = ("sqeuclidean", "euclidean", "inner", "cosine")
 
 
-def _safe_sqrt(x: Tensor) -> Tensor:
+def safe_sqrt(x: Tensor) -> Tensor:
     """sqrt with a finite gradient at 0 (duplicate points would otherwise give inf)."""
     positive = x > 0
     return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(),
@@ -21,15 +26,104 @@ def pairwise_distance(x: Tensor, y: Tensor, metric: str = "sqeuclidean") -> Tens
     * ``sqeuclidean``: :math:`\lVert x_i - y_j \rVert^2` (clamped at 0)
     * ``euclidean``: :math:`\lVert x_i - y_j \rVert`
     * ``inner``: :math:`-\langle x_i, y_j \rangle`
-    * ``cosine``: :math:`1 - \cos(x_i, y_j)`
+    * ``cosine``: :math:`1 - \cos(x_i, y_j)` (the same at any scale of either row)
 
-    Differentiable everywhere, including at coincident points.
+    Differentiable everywhere, including at coincident points. Computed on points
+    rescaled by a power of two (:func:`scale_points`; exact, so the result is the plain
+    formula's wherever that one does not overflow or underflow), ``float16`` /
+    ``bfloat16`` in ``float32``: no NaN for finite input; a distance beyond the dtype's
+    range (``1e20``-scale points in ``float32``) comes out as ``inf``, as it rounds.
+
+    Raises:
+        TypeError / ValueError: ``x`` or ``y`` is not a 2-D floating tensor, holds NaN or
+            Inf (the error names the rows), or their feature sizes or dtypes differ.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric={metric!r} is not supported; allowed values: "
-                         f"{', '.join(map(repr, METRICS))}")
-    x, y = prepare(x, metric), prepare(y, metric)
-    return block_distance(x, y, metric, row_norms(x, metric), row_norms(y, metric))
+    check_choice("metric", metric, METRICS)
+    x, y = check_matrix("x", x, finite=True), check_matrix("y", y, finite=True)
+    if x.size(1) != y.size(1):
+        raise ValueError(f"x and y must have the same number of features (columns), got x {tuple(x.shape)} "
+                         f"and y {tuple(y.shape)}")
+    if x.dtype != y.dtype or x.device != y.device:
+        raise TypeError(f"x and y must share dtype and device, got {x.dtype} on {x.device} and {y.dtype} "
+                        f"on {y.device}")
+    return scaled_distance(x, y, metric)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype distances are computed in: ``float32`` for ``float16`` / ``bfloat16``."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _mul_pow2(t: Tensor, k: Tensor, steps: int) -> Tensor:
+    """``t * 2**k`` (``k`` an integer tensor broadcasting against ``t``), in ``steps`` factors
+    of one sign that are each representable: exact unless the result itself over/underflows."""
+    for i in range(steps):
+        part = torch.div(k * (i + 1), steps, rounding_mode="floor") - torch.div(k * i, steps, rounding_mode="floor")
+        t = t * torch.exp2(part.to(t.dtype))
+    return t
+
+
+def scale_exponent(amax: Tensor, dim: int, dtype: torch.dtype) -> Tensor:
+    """Integer ``k`` such that points of largest magnitude ``amax`` (a tensor), times ``2**k``,
+    keep every intermediate of the distances (``4 D max^2``) below ``2**(3 maxexp / 4)``:
+    ``2**96`` in ``float32``, well inside the range, leaving room for small entries below and
+    for gradients (about ``1 / distance``) above. ``k = 0`` for zero or non-finite ``amax``."""
+    maxexp = math.frexp(torch.finfo(dtype).max)[1]       # 128 for float32, 1024 for float64
+    target = math.floor((3 * maxexp // 4 - 2 - math.log2(max(dim, 1))) / 2)
+    e = torch.frexp(amax).exponent                        # amax < 2**e
+    usable = torch.isfinite(amax) & (amax > 0)
+    return torch.where(usable, target - e, torch.zeros_like(e))
+
+
+@torch.no_grad()
+def _row_max(x: Tensor) -> Tensor:
+    return x.abs().amax(dim=1, keepdim=True) if x.size(1) else x.new_zeros(x.size(0), 1)
+
+
+def scale_points(x: Tensor, y: Tensor | None, metric: str) -> tuple[Tensor, Tensor | None, Tensor]:
+    """``x`` and ``y`` in :func:`compute_dtype`, multiplied by one power of two ``2**k``
+    chosen from their largest entry (:func:`scale_exponent`) -> ``(x', y', k)``.
+
+    Exact, so rankings and the Eq. 3 weights (invariant to a positive factor on a row)
+    are those of the unscaled points, but distances of ``1e20``-scale points cannot
+    overflow and those of ``1e-20``-scale ones cannot underflow. For ``cosine`` every row
+    is scaled by its own power of two (into ``[0.5, 1)``), which makes the result exactly
+    invariant to the scale of each row, and ``k`` is 0.
+    """
+    dtype = compute_dtype(x.dtype)
+    x = x.to(dtype)
+    y = None if y is None else y.to(dtype)
+    if metric == "cosine":
+        def unit(t: Tensor) -> Tensor:   # row max into [0.5, 1): F.normalize's eps never bites
+            m = _row_max(t)
+            e = torch.frexp(m).exponent
+            return _mul_pow2(t, torch.where(torch.isfinite(m), -e, torch.zeros_like(e)), 2)
+        return unit(x), None if y is None else unit(y), torch.zeros((), dtype=torch.int32, device=x.device)
+    with torch.no_grad():
+        amax = _row_max(x).amax() if x.numel() else x.new_zeros(())
+        if y is not None and y.numel():
+            amax = torch.maximum(amax, _row_max(y).amax())
+    k = scale_exponent(amax, x.size(1), dtype)
+    return _mul_pow2(x, k, 2), None if y is None else _mul_pow2(y, k, 2), k
+
+
+def unscale(d: Tensor, k: Tensor, metric: str) -> Tensor:
+    """Distances of points scaled by ``2**k`` back to the original scale (exact)."""
+    if metric == "cosine":
+        return d
+    return _mul_pow2(d, -k if metric == "euclidean" else -2 * k, 4)
+
+
+def scaled_distance(x: Tensor, y: Tensor, metric: str, matmul: Callable[[Tensor, Tensor], Tensor] | None = None
+                    ) -> Tensor:
+    """:func:`pairwise_distance` without argument checks, with an optional ``matmul(a, b)``
+    for the one product (the row-invariant one of :mod:`tg_cnn2gnn.nn._invariant`)."""
+    dtype = x.dtype
+    xs, ys, k = scale_points(x, y, metric)
+    assert ys is not None
+    xs, ys = prepare(xs, metric), prepare(ys, metric)
+    d = block_distance(xs, ys, metric, row_norms(xs, metric), row_norms(ys, metric), matmul)
+    return unscale(d, k, metric).to(dtype)
 
 
 def prepare(x: Tensor, metric: str) -> Tensor:
@@ -49,15 +143,20 @@ ROW_BLOCK = 256
 
 
 def block_distance(x: Tensor, y: Tensor, metric: str, x_sq: Tensor | None,
-                   y_sq: Tensor | None) -> Tensor:
+                   y_sq: Tensor | None, matmul: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
     """Distances ``[n, M]`` from prepared rows ``x [n, D]`` to prepared ``y [M, D]``."""
-    prod = torch.cat([x[i:i + ROW_BLOCK] @ y.T for i in range(0, x.size(0), ROW_BLOCK)])
+    if matmul is not None:
+        prod = matmul(x, y.T)
+    elif x.size(0) == 0:
+        prod = x.new_zeros(0, y.size(0))
+    else:
+        prod = torch.cat([x[i:i + ROW_BLOCK] @ y.T for i in range(0, x.size(0), ROW_BLOCK)])
     if metric == "inner":
         return -prod
     if metric == "cosine":
         return 1.0 - prod
     sq = (x_sq.unsqueeze(1) + y_sq.unsqueeze(0) - 2.0 * prod).clamp_min(0)
-    return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
+    return sq if metric == "sqeuclidean" else safe_sqrt(sq)
 
 
 @torch.no_grad()
@@ -151,5 +250,5 @@ def gathered_distance(x: Tensor, index: Tensor, metric: str, y: Tensor | None = 
     if metric == "sqeuclidean":
         return out
     if metric == "euclidean":
-        return _safe_sqrt(out)
+        return safe_sqrt(out)
     return -out if metric == "inner" else 1.0 - out

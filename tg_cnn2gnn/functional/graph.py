@@ -5,10 +5,10 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import coalesce
 
-from tg_cnn2gnn.functional._checks import (check_choice, check_matrix, check_positive_int,
-                                           check_sparsity)
+from tg_cnn2gnn.functional._checks import (check_batch, check_choice, check_flag, check_matrix,
+                                           check_positive_int, check_sparsity)
 from tg_cnn2gnn.functional.distance import (METRICS, ROW_BLOCK, block_rank_score, gathered_distance,
-                                            prepare, rank_operands, rank_rows)
+                                            prepare, rank_operands, rank_rows, scale_points)
 from tg_cnn2gnn.functional.simplex import simplex_weights
 
 #: Default budget of distance entries per chunk (float32: 16 MiB).
@@ -83,11 +83,15 @@ def _topk_rows(x: Tensor, s: int, metric: str, loop: bool, chunk_size: int | Non
 
     Neighbours are ranked with one matrix product per block (no gradient), then the
     ``s + 1`` kept distances are recomputed directly from the points, which is exact
-    and carries the gradient at O(N s) memory (see :func:`gathered_distance`).
+    and carries the gradient at O(N s) memory (see :func:`gathered_distance`). All of it
+    runs on the points rescaled by a power of two (:func:`scale_points`), which changes
+    neither the ranking nor the weights but keeps every score finite and away from
+    underflow; ``float16`` / ``bfloat16`` run in ``float32``, weights come back in ``x``'s dtype.
     """
     n = x.size(0)
+    dtype = x.dtype
     chunk = _chunk_rows(chunk_size, n, n)
-    x = prepare(x, metric)
+    x = prepare(scale_points(x, None, metric)[0], metric)
     xd = x.detach()
     op, rows_aug = rank_operands(xd, metric), rank_rows(xd, metric)
     width = -(-n // GROUP) * GROUP
@@ -107,7 +111,7 @@ def _topk_rows(x: Tensor, s: int, metric: str, loop: bool, chunk_size: int | Non
     cand, dist = cand.gather(1, order), dist.gather(1, order)
     order = torch.argsort(dist.detach(), dim=1, stable=True)
     cand, dist = cand.gather(1, order), dist.gather(1, order)
-    return cand[:, :s], simplex_weights(dist, s)
+    return cand[:, :s], simplex_weights(dist, s).to(dtype)
 
 
 def sparse_simplex_graph(x: Tensor, s: int, *, metric: str = "sqeuclidean", loop: bool = False,
@@ -137,20 +141,18 @@ def sparse_simplex_graph(x: Tensor, s: int, *, metric: str = "sqeuclidean", loop
         ``edge_index [2, E]`` and ``edge_weight [E]`` (differentiable w.r.t. ``x``),
         with ``N s <= E <= 2 N s``.
     """
-    check_matrix("x", x)
+    check_matrix("x", x, finite=True)
     check_choice("metric", metric, METRICS)
     check_positive_int("chunk_size", chunk_size, allow_none=True)
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains +inf or -inf; features must be finite")
+    check_flag("loop", loop)
+    check_flag("symmetrize", symmetrize)
     n = x.size(0)
     if batch is None:
         check_sparsity(s, n if loop else n - 1, what="candidate nodes")
         idx, w = _topk_rows(x, s, metric, loop, chunk_size)
         return topk_to_edges(idx, w, num_nodes=n, symmetrize=symmetrize)
 
-    if batch.dim() != 1 or batch.numel() != n:
-        raise ValueError(f"batch must be a 1-D tensor with one entry per row of x ({n}), "
-                         f"got shape {tuple(batch.shape)}")
+    check_batch(batch, n, x.device)
     order = torch.argsort(batch, stable=True)
     counts = torch.bincount(batch[order])
     sizes = counts[counts > 0]

@@ -41,13 +41,11 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
     ``1/s``. No NaN or Inf leaves this function, in values or gradients, for finite input.
     """
     if validate:
-        check_matrix("dist", dist)
+        check_matrix("dist", dist, finite=True)
         n, m = dist.shape
         if exclude_self and n != m:
             raise ValueError(f"exclude_self=True needs a square dist, got shape {tuple(dist.shape)}")
         check_sparsity(s, m - 1 if exclude_self else m)
-        if not torch.isfinite(dist).all():
-            raise ValueError("dist contains +inf or -inf; distances must be finite")
     if exclude_self:
         eye = torch.eye(dist.size(0), dtype=torch.bool, device=dist.device)
         dist = dist.masked_fill(eye, float("inf"))
@@ -58,7 +56,10 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
 
 
 def simplex_weights(vals: Tensor, s: int) -> Tensor:
-    """Eq. 3 weights from the ``s + 1`` smallest distances ``vals [N, s+1]`` (ascending)."""
+    """Eq. 3 weights from the ``s + 1`` smallest distances ``vals [N, s+1]`` (ascending);
+    ``float16`` / ``bfloat16`` are computed in ``float32`` and returned in their dtype."""
+    if vals.dtype in (torch.float16, torch.bfloat16):
+        return simplex_weights(vals.float(), s).to(vals.dtype)
     # Eq. 3 is invariant to scaling a row, so divide by the row's largest magnitude
     # first: rows at 1e30 scale cannot overflow and rows at 1e-30 cannot underflow.
     mag = vals.detach().abs().amax(dim=1, keepdim=True)

@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parameter import UninitializedParameter
 from torch_geometric.nn.dense.linear import Linear as PygLinear
+
+from tg_cnn2gnn.functional.distance import METRICS, scaled_distance
 
 _STATE = threading.local()
 
@@ -57,26 +58,13 @@ def mm(x: Tensor, w_t: Tensor) -> Tensor:
     return rowwise_mm(x, w_t) if active() else x @ w_t
 
 
-def _safe_sqrt(x: Tensor) -> Tensor:
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)).sqrt(),
-                       torch.zeros_like(x))
-
-
 def pairwise_distance(x: Tensor, y: Tensor, metric: str = "sqeuclidean") -> Tensor:
-    """:func:`tg_cnn2gnn.functional.pairwise_distance` with :func:`mm` for the product."""
-    if not active():
-        from tg_cnn2gnn.functional.distance import pairwise_distance as pd
-        return pd(x, y, metric)
-    if metric in ("sqeuclidean", "euclidean"):
-        sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1).unsqueeze(0) - 2.0 * rowwise_mm(x, y.T)
-        sq = sq.clamp_min(0)
-        return sq if metric == "sqeuclidean" else _safe_sqrt(sq)
-    if metric == "inner":
-        return -rowwise_mm(x, y.T)
-    if metric == "cosine":
-        return 1.0 - rowwise_mm(F.normalize(x, dim=1), F.normalize(y, dim=1).T)
-    raise ValueError(f"metric={metric!r} is not supported")
+    """:func:`tg_cnn2gnn.functional.pairwise_distance` (same exact power-of-two rescaling,
+    so no NaN for finite input), with :func:`mm` for the product inside
+    :func:`row_invariant`. No argument checks: the callers are the models' forward passes."""
+    if metric not in METRICS:
+        raise ValueError(f"metric={metric!r} is not supported; allowed values: {', '.join(map(repr, METRICS))}")
+    return scaled_distance(x, y, metric, rowwise_mm if active() else None)
 
 
 def _linear_forward(self: nn.Module, x: Tensor) -> Tensor:
