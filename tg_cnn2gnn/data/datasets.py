@@ -106,6 +106,7 @@ def load_tensors(name: str, split: str = "train", root: str | os.PathLike | None
         **kwargs: forwarded to :func:`get_dataset` (``download``, ``check_integrity``, ...).
     """
     key = canonical_name(name)
+    normalize = check_flag("normalize", normalize)
     dataset = get_dataset(key, root, split, transform=None, **kwargs)
     x, y = dataset.to_tensors()  # type: ignore[attr-defined]
     return (_normalize(x, key) if normalize else x), y

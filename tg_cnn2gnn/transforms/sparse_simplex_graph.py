@@ -6,7 +6,7 @@ from torch_geometric.data.datapipes import functional_transform
 from torch_geometric.transforms import BaseTransform
 from torch_geometric.typing import WITH_TORCH_SPARSE
 
-from tg_cnn2gnn.functional._checks import check_choice, check_positive_int
+from tg_cnn2gnn.functional._checks import check_choice, check_flag, check_positive_int
 from tg_cnn2gnn.functional.distance import METRICS
 from tg_cnn2gnn.functional.graph import sparse_simplex_graph
 
@@ -40,6 +40,10 @@ class SparseSimplexGraph(BaseTransform):
         check_positive_int("s", s)
         check_choice("metric", metric, METRICS)
         check_positive_int("chunk_size", chunk_size, allow_none=True)
+        if not isinstance(attr, str):
+            raise TypeError(f"attr must be a str naming a node attribute (e.g. 'pos' or 'x'), got {attr!r}")
+        check_flag("loop", loop)
+        check_flag("sparse_tensor", sparse_tensor)
         if sparse_tensor and not WITH_TORCH_SPARSE:
             raise ValueError("sparse_tensor=True needs torch_sparse; install the 'accel' extra "
                              "(pip install 'tg_cnn2gnn[accel]') or keep sparse_tensor=False")
