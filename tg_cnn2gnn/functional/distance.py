@@ -63,16 +63,35 @@ def _mul_pow2(t: Tensor, k: Tensor, steps: int) -> Tensor:
     return t
 
 
-def scale_exponent(amax: Tensor, dim: int, dtype: torch.dtype) -> Tensor:
-    """Integer ``k`` such that points of largest magnitude ``amax`` (a tensor), times ``2**k``,
-    keep every intermediate of the distances (``4 D max^2``) below ``2**(3 maxexp / 4)``:
-    ``2**96`` in ``float32``, well inside the range, leaving room for small entries below and
-    for gradients (about ``1 / distance``) above. ``k = 0`` for zero or non-finite ``amax``."""
-    maxexp = math.frexp(torch.finfo(dtype).max)[1]       # 128 for float32, 1024 for float64
-    target = math.floor((3 * maxexp // 4 - 2 - math.log2(max(dim, 1))) / 2)
-    e = torch.frexp(amax).exponent                        # amax < 2**e
-    usable = torch.isfinite(amax) & (amax > 0)
-    return torch.where(usable, target - e, torch.zeros_like(e))
+def _maxexp(dtype: torch.dtype) -> int:
+    return math.frexp(torch.finfo(dtype).max)[1]          # 128 for float32, 1024 for float64
+
+
+def _mul_pow2_int(t: Tensor, k: int) -> Tensor:
+    """``t * 2**k`` for a Python int ``k``: one multiply when ``2**k`` is representable, else a
+    few of one sign (exact unless the result itself over/underflows); ``t`` itself for 0."""
+    limit = _maxexp(t.dtype) - 2
+    while k:
+        step = max(-limit, min(limit, k))
+        t = t * 2.0 ** step
+        k -= step
+    return t
+
+
+def scale_exponent(amax: float, dim: int, dtype: torch.dtype) -> int:
+    """The ``k`` of :func:`scale_points` for points of largest magnitude ``amax``.
+
+    ``0`` (nothing to do) when ``amax`` already sits in the safe window
+    ``[2**(-maxexp / 8), 2**top]``; else ``k`` puts it just below ``2**top``, where
+    ``top`` keeps every intermediate of the distances (``4 D max^2``) below
+    ``2**(3 maxexp / 4)`` (``2**96`` in ``float32``): well inside the range, leaving room
+    for small entries below and for gradients (about ``1 / distance``) above.
+    """
+    maxexp = _maxexp(dtype)
+    top = math.floor((3 * maxexp // 4 - 2 - math.log2(max(dim, 1))) / 2)
+    if not math.isfinite(amax) or amax <= 0 or 2.0 ** (-(maxexp // 8)) <= amax < 2.0 ** top:
+        return 0
+    return top - math.frexp(amax)[1]                      # amax < 2**e
 
 
 @torch.no_grad()
@@ -80,9 +99,10 @@ def _row_max(x: Tensor) -> Tensor:
     return x.abs().amax(dim=1, keepdim=True) if x.size(1) else x.new_zeros(x.size(0), 1)
 
 
-def scale_points(x: Tensor, y: Tensor | None, metric: str) -> tuple[Tensor, Tensor | None, Tensor]:
+def scale_points(x: Tensor, y: Tensor | None, metric: str) -> tuple[Tensor, Tensor | None, int]:
     """``x`` and ``y`` in :func:`compute_dtype`, multiplied by one power of two ``2**k``
-    chosen from their largest entry (:func:`scale_exponent`) -> ``(x', y', k)``.
+    chosen from their largest entry (:func:`scale_exponent`; ``k = 0``, no work, for points
+    of ordinary size) -> ``(x', y', k)``.
 
     Exact, so rankings and the Eq. 3 weights (invariant to a positive factor on a row)
     are those of the unscaled points, but distances of ``1e20``-scale points cannot
@@ -98,20 +118,20 @@ def scale_points(x: Tensor, y: Tensor | None, metric: str) -> tuple[Tensor, Tens
             m = _row_max(t)
             e = torch.frexp(m).exponent
             return _mul_pow2(t, torch.where(torch.isfinite(m), -e, torch.zeros_like(e)), 2)
-        return unit(x), None if y is None else unit(y), torch.zeros((), dtype=torch.int32, device=x.device)
+        return unit(x), None if y is None else unit(y), 0
     with torch.no_grad():
-        amax = _row_max(x).amax() if x.numel() else x.new_zeros(())
+        amax = float(x.abs().amax()) if x.numel() else 0.0     # one host sync per call
         if y is not None and y.numel():
-            amax = torch.maximum(amax, _row_max(y).amax())
+            amax = max(amax, float(y.abs().amax()))
     k = scale_exponent(amax, x.size(1), dtype)
-    return _mul_pow2(x, k, 2), None if y is None else _mul_pow2(y, k, 2), k
+    return _mul_pow2_int(x, k), None if y is None else _mul_pow2_int(y, k), k
 
 
-def unscale(d: Tensor, k: Tensor, metric: str) -> Tensor:
+def unscale(d: Tensor, k: int, metric: str) -> Tensor:
     """Distances of points scaled by ``2**k`` back to the original scale (exact)."""
     if metric == "cosine":
         return d
-    return _mul_pow2(d, -k if metric == "euclidean" else -2 * k, 4)
+    return _mul_pow2_int(d, -k if metric == "euclidean" else -2 * k)
 
 
 def scaled_distance(x: Tensor, y: Tensor, metric: str, matmul: Callable[[Tensor, Tensor], Tensor] | None = None
