@@ -133,6 +133,25 @@ def test_case_count():
     assert len(CASES) >= 60
 
 
+def test_fashion_mnist_labels_out_of_range_and_truncated_header(tmp_path, monkeypatch):
+    import gzip
+    import struct
+
+    import tg_cnn2gnn.data.fashion_mnist as fm
+    from tg_cnn2gnn.data import FashionMNIST, read_idx
+    monkeypatch.setattr(fm, "FASHION_MNIST_SYSTEM_DIRS", [])
+    for stem, arr in (("t10k-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8)),
+                      ("t10k-labels-idx1-ubyte", np.array([3, 12], np.uint8))):
+        head = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+        with gzip.open(tmp_path / f"{stem}.gz", "wb") as f:
+            f.write(head + arr.tobytes())
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz: Fashion-MNIST labels must be 0..9, got .*12"):
+        FashionMNIST(tmp_path, train=False)
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x08\xff")
+    with pytest.raises(ValueError, match=r"bad is truncated: its header announces 255 dimensions"):
+        read_idx(tmp_path / "bad")
+
+
 def _mini_csv(tmp_path, name):
     images = tmp_path / "images"
     images.mkdir(exist_ok=True)

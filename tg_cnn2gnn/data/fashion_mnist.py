@@ -84,6 +84,9 @@ class FashionMNIST(torchvision.datasets.FashionMNIST):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise ValueError(f"inconsistent Fashion-MNIST files {files}: images {images.shape}, "
                              f"labels {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ValueError(f"{files[1]}: Fashion-MNIST labels must be 0..9, got values "
+                             f"{sorted(set(labels.tolist()) - set(range(10)))[:5]}")
         return torch.from_numpy(images.astype(np.uint8)), torch.from_numpy(labels.astype(np.int64))
 
     def to_tensors(self) -> tuple[Tensor, Tensor]:
