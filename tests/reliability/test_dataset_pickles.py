@@ -154,3 +154,23 @@ def test_structure_errors_name_the_file(tmp_path):
 def test_check_integrity_help_says_what_it_does_not_protect():
     assert "MD5" in CHECK_INTEGRITY_HELP and "restricted unpickler" in CHECK_INTEGRITY_HELP
     assert "not what keeps data files from running code" in CHECK_INTEGRITY_HELP
+
+
+def test_mini_imagenet_pickled_copy_loads_and_planted_one_is_refused(tmp_path):
+    from tg_cnn2gnn.data import MiniImageNet
+    images = RNG.integers(0, 256, (12, 84, 84, 3), dtype=np.uint8)
+    with open(tmp_path / "mini-imagenet-cache-train.pkl", "wb") as f:
+        pickle.dump({"image_data": images, "class_dict": {"n02": list(range(6)), "n01": list(range(6, 12))}}, f,
+                    protocol=4)
+    train, test = MiniImageNet(tmp_path, "train", test_fraction=0.5), MiniImageNet(tmp_path, "test", test_fraction=0.5)
+    assert train.layout == "pickle" and train.classes == ["n01", "n02"] and (len(train), len(test)) == (6, 6)
+    path, label = test.samples[0]
+    row = int(path.rpartition("#")[2])
+    img, target = test[0]
+    assert np.array_equal(np.asarray(img), images[row]) and target == label == (0 if row >= 6 else 1)
+    marker = tmp_path / "PWNED"
+    with open(tmp_path / "mini-imagenet-cache-train.pkl", "wb") as f:
+        pickle.dump({"image_data": _Reduce(os.system, f"touch {marker}"), "class_dict": {}}, f)
+    with pytest.raises(UnsafePickleError, match="mini-imagenet-cache-train.pkl asks the unpickler for posix.system"):
+        MiniImageNet(tmp_path)
+    assert not marker.exists()

@@ -20,6 +20,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from tg_cnn2gnn.data.files import path_inside, resolve_root, to_unit_float
 from tg_cnn2gnn.data.info import check_split
+from tg_cnn2gnn.data.safe_pickle import load_pickle
 from tg_cnn2gnn.data.split import _check_fraction, _check_seed, stratified_split
 
 #: The only decoders PIL may use for dataset images.
@@ -50,8 +51,39 @@ MINI_IMAGENET_HOW = (
     "Mini-ImageNet has no official archive: build it from ImageNet with the split CSVs of Ravi & Larochelle "
     "(https://github.com/twitter/meta-learning-lstm/tree/master/data/miniImagenet) or use a prepared copy. "
     "Accepted layouts: root/images/*.jpg with root/{train,val,test}.csv (columns filename,label); "
-    "root/{train,val,test}/<class>/*.jpg; or root/<class>/*.jpg. "
+    "root/{train,val,test}/<class>/*.jpg; root/<class>/*.jpg; or the pickled copy "
+    "root/mini-imagenet-cache-{train,val,test}.pkl (image_data + class_dict). "
     "root may also contain it as mini-imagenet/, miniImageNet/, mini_imagenet/ or miniimagenet/.")
+
+
+#: The pickled copy many few-shot code bases use: one dict per split with ``image_data``
+#: (uint8 ``[N, H, W, 3]``) and ``class_dict`` (``{wnid: [row indices]}``).
+PICKLE_FILES = tuple(f"mini-imagenet-cache-{s}.pkl" for s in ("train", "val", "test"))
+
+
+def _pickle_pools(folder: str) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]] | None:
+    """Entries ``(file#row, wnid)`` and arrays ``{file: image_data}`` of the pickled layout,
+    read with the restricted unpickler (:func:`~tg_cnn2gnn.data.safe_pickle.load_pickle`)."""
+    paths = [os.path.join(folder, f) for f in PICKLE_FILES if os.path.isfile(os.path.join(folder, f))]
+    if not paths:
+        return None
+    entries: list[tuple[str, str]] = []
+    arrays: dict[str, np.ndarray] = {}
+    for path in paths:
+        obj = load_pickle(path)
+        images = obj.get("image_data") if isinstance(obj, dict) else None
+        classes = obj.get("class_dict") if isinstance(obj, dict) else None
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
+                or images.shape[3] != 3 or not isinstance(classes, dict):
+            raise ValueError(f"{path} must hold a dict with 'image_data' (uint8 [N, H, W, 3]) and 'class_dict' "
+                             "({wnid: [row indices]})")
+        arrays[path] = images
+        for wnid, rows in classes.items():
+            if not isinstance(rows, (list, tuple, np.ndarray)) or any(
+                    not isinstance(r, (int, np.integer)) or not 0 <= r < len(images) for r in rows):
+                raise ValueError(f"{path}: class_dict[{wnid!r}] must list row indices in [0, {len(images)})")
+            entries += [(f"{path}#{int(r)}", str(wnid)) for r in rows]
+    return entries, arrays
 
 
 def _is_image(name: str) -> bool:
@@ -92,7 +124,9 @@ class MiniImageNet(Dataset):
     * ``{train,val,test}/<class>/*.jpg``: pooled and re-split as above, except
       when ``train`` and ``test`` hold the same classes, then those folders are
       already a classification split and are used as they are (``val`` unused);
-    * ``<class>/*.jpg``: pooled and split as above.
+    * ``<class>/*.jpg``: pooled and split as above;
+    * ``mini-imagenet-cache-{train,val,test}.pkl`` (dicts of ``image_data`` and
+      ``class_dict``): pooled and split as above, read with the restricted unpickler.
 
     Images are converted to RGB and resized to ``image_size`` x ``image_size``
     (bilinear with antialiasing; skipped when already that size, as in the
@@ -122,7 +156,13 @@ class MiniImageNet(Dataset):
         folders = [root] + [os.path.join(root, d) for d in
                             ("mini-imagenet", "miniImageNet", "mini_imagenet", "miniimagenet")]
         found = None
+        self._arrays: dict[str, np.ndarray] = {}
         for folder in folders:
+            pickled = _pickle_pools(folder) if os.path.isdir(folder) else None
+            if pickled is not None:
+                found = (folder, "pickle", pickled[0])
+                self._arrays = pickled[1]
+                break
             found = self._discover(folder)
             if found is not None:
                 break
@@ -182,6 +222,12 @@ class MiniImageNet(Dataset):
         return len(self.samples)
 
     def _load(self, path: str) -> Image.Image:
+        source, _, row = path.rpartition("#")
+        if source in self._arrays:
+            img = Image.fromarray(self._arrays[source][int(row)])
+            if self.image_size is not None and img.size != (self.image_size, self.image_size):
+                img = img.resize((self.image_size, self.image_size), Image.Resampling.BILINEAR)
+            return img
         return load_image(path, self.image_size)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
