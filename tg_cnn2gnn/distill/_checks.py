@@ -28,7 +28,7 @@ def check_float(name: str, value: object, *, low: float = 0.0, inclusive: bool =
     NaN, infinities, bools, strings and out-of-range values are refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or (value < low if inclusive else value <= low):
-        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low:g}, got {value!r}")
     return float(value)
 
 

@@ -162,8 +162,9 @@ class Trainer:
                     C.check_label_range(name, y, num_classes)
 
     def _config(self, n_train: int, world_size: int, features: bool, has_val: bool) -> dict[str, Any]:
-        opt = self.optimizer if isinstance(self.optimizer, str) else getattr(self.optimizer, "__name__",
-                                                                             type(self.optimizer).__name__)
+        factory = getattr(self.optimizer, "func", self.optimizer)      # unwrap functools.partial
+        opt = self.optimizer if isinstance(self.optimizer, str) else getattr(factory, "__name__",
+                                                                             type(factory).__name__)
         own = {"n_train": n_train, "epochs": self.epochs, "batch_size": self.batch_size, "optimizer": opt,
                "lr": self.lr, "momentum": self.momentum if opt == "sgd" else None, "nesterov": self.nesterov,
                "weight_decay": self.weight_decay, "scheduler": self.scheduler, "step_size": self.step_size,
