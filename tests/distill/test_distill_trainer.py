@@ -10,7 +10,7 @@ import torch
 
 from distill_helpers import FIT, HIDDEN, S, make_model, make_teacher, num_train
 from tg_cnn2gnn.data import train_val_split
-from tg_cnn2gnn.distill import CEDistiller, HeteroDistiller, Trainer, TrainBatch, build_distiller
+from tg_cnn2gnn.distill import CEDistiller, HeteroDistiller, KDDistiller, Trainer, TrainBatch, build_distiller
 from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead
 from tg_cnn2gnn.nn.mlp import MLP
 
@@ -177,3 +177,29 @@ def test_old_fit_and_new_trainer_give_bit_identical_weights(digits, teacher_stat
     assert s_old["test"] == s_new["test"]
     assert [r["loss"] for r in s_old["history"]] == [r["loss"] for r in s_new["history"]]
     assert (tmp_path / "old" / "summary.json").is_file() and not (tmp_path / "new" / "summary.json").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_step_has_no_host_sync(digits, teacher_state):
+    """Issue 14: from the second step to the last one of an epoch (forward, backward and
+    optimiser step of each), nothing synchronises the host with the device."""
+    x, y, _, _ = digits
+    n, bs = 600, 100
+
+    class Watched(KDDistiller):
+        calls = 0
+
+        def forward_train(self, batch, epoch):
+            Watched.calls += 1
+            if epoch == 0 and Watched.calls == 2:
+                torch.cuda.set_sync_debug_mode("error")
+            if epoch == 0 and Watched.calls == n // bs:
+                torch.cuda.set_sync_debug_mode("default")
+            return super().forward_train(batch, epoch)
+
+    d = Watched(make_teacher(teacher_state), MLP(64, HIDDEN, 10))
+    try:
+        s = Trainer(d, epochs=1, device="cuda", cache_teacher_logits=True, **TRAIN).fit((x[:n], y[:n]))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert Watched.calls == n // bs and s["history"][0]["loss"] > 0

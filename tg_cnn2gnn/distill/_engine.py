@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from tg_cnn2gnn.distill._checks import check_float, resume_diff  # noqa: F401 (re-exported)
+from tg_cnn2gnn.distill._checks import resume_diff
 from tg_cnn2gnn.distill.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tg_cnn2gnn.distill.ddp import (DistContext, allreduce_gradients, allreduce_sum, barrier,
                                     broadcast_buffers, broadcast_object, gather_objects, shard_batches)

@@ -153,9 +153,9 @@ class Trainer:
         num_classes = self.distiller.num_classes
         ys = [("train labels", source.y if isinstance(source, TensorSource) else None)]
         ys += [(f"{n}[1] (labels)", d[1]) for n, d in (("val", val), ("test", test)) if d is not None]
-        if num_classes is None:     # the student does not say: the training labels decide
-            present = [y for _, y in ys if y is not None and y.numel()]
-            num_classes = int(max(int(y.max()) for y in present[:1])) + 1 if present else None
+        train_y = ys[0][1]
+        if num_classes is None and train_y is not None:    # the student does not say: training labels decide
+            num_classes = int(train_y.max()) + 1
         if num_classes is not None:
             for name, y in ys:
                 if y is not None:

@@ -136,8 +136,10 @@ class CNN2GNNDistiller(Distiller):
             data = DistillData(x=g.x, y=batch.labels, index=batch.index, edge_index=g.edge_index,
                                edge_weight=g.edge_weight)
             logits = self.student_forward(data)[:b]
-            inside = (g.edge_index < b).all(0)            # the relation term sees batch-batch edges
-            edge_index, edge_weight = g.edge_index[:, inside], g.edge_weight[inside]
+            # the relation term sees batch-batch edges only (masked, not filtered: no host sync)
+            inside = (g.edge_index < b).all(0)
+            edge_index = torch.where(inside, g.edge_index, 0)
+            edge_weight = g.edge_weight * inside
             aux = dict(getattr(g, "aux_losses", None) or {})
         terms, kd = distillation_terms(logits.float(), t_logits, batch.labels, self.alpha, self.tau, self.kd_scale)
         metrics: dict[str, Tensor] = {}
