@@ -7,40 +7,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-
-def check_images(name: str, x: object) -> Tensor:
-    """``x`` must be a floating tensor with a leading sample axis ``[N, ...]``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [N, C, H, W] (or a Dataset where accepted), "
-                        f"got {type(x).__name__}")
-    if x.dim() < 2 or not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor [N, C, H, W] (or [N, F]), got shape "
-                         f"{tuple(x.shape)} dtype {x.dtype}")
-    if x.size(0) == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
-    return x
-
-
-def check_labels(name: str, y: object, n: int) -> Tensor:
-    """``y`` must be an integer tensor ``[n]``."""
-    if not isinstance(y, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [N] of integer labels, got {type(y).__name__}")
-    if y.dim() != 1 or y.numel() != n:
-        raise ValueError(f"{name} must have shape [{n}] (one label per sample), got {tuple(y.shape)}")
-    if y.is_floating_point() or y.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got dtype {y.dtype}")
-    if n and int(y.min()) < 0:
-        raise ValueError(f"{name} has negative labels (min {int(y.min())}); labels must be in [0, C)")
-    return y.long()
-
-
-def check_features(name: str, f: object, n: int) -> Tensor | None:
-    if f is None:
-        return None
-    if not isinstance(f, Tensor) or f.dim() != 2 or f.size(0) != n or not f.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor [{n}, F] (one feature row per sample), got "
-                         f"{tuple(f.shape) if isinstance(f, Tensor) else type(f).__name__}")
-    return f
+from tg_cnn2gnn.distill._checks import check_features, check_images, check_labels
 
 
 class TensorSource:
@@ -56,12 +23,29 @@ class TensorSource:
 
     def iterate(self, batches: list[Tensor], device: torch.device, seed: int = 0
                 ) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor]]:
-        """``(images, labels, features | None, positions)`` per batch, on ``device``."""
-        nb = device.type == "cuda"
+        """``(images, labels, features | None, positions)`` per batch, on ``device``.
+
+        On CUDA the whole training set is copied to the device once (the first epoch) and
+        every batch is gathered there: one small pinned, non-blocking copy of the positions
+        per step instead of a pageable copy of the images (no host synchronisation)."""
+        if device.type != "cuda":
+            for pos in batches:
+                f = None if self.features is None else self.features[pos].to(device)
+                yield self.x[pos].to(device), self.y[pos].to(device), f, pos.to(device)
+            return
+        x, y, feats = self._resident(device)
         for pos in batches:
-            f = None if self.features is None else self.features[pos].to(device, non_blocking=nb)
-            yield (self.x[pos].to(device, non_blocking=nb), self.y[pos].to(device, non_blocking=nb), f,
-                   pos.to(device, non_blocking=nb))
+            p = pos.pin_memory().to(device, non_blocking=True)
+            yield (x.index_select(0, p), y.index_select(0, p),
+                   None if feats is None else feats.index_select(0, p), p)
+
+    def _resident(self, device: torch.device) -> tuple[Tensor, Tensor, Tensor | None]:
+        cached = getattr(self, "_on_device", None)
+        if cached is None or cached[0].device != device:
+            move = (lambda t: None if t is None else t.pin_memory().to(device, non_blocking=True))
+            cached = (move(self.x), move(self.y), move(self.features))
+            self._on_device = cached
+        return cached
 
     def images(self) -> Tensor:
         return self.x

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from tg_cnn2gnn.distill._checks import resume_diff
 from tg_cnn2gnn.distill.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tg_cnn2gnn.distill.ddp import (DistContext, allreduce_gradients, allreduce_sum, barrier,
                                     broadcast_buffers, broadcast_object, gather_objects, shard_batches)
@@ -31,13 +32,6 @@ SCHEDULERS: tuple[str, ...] = ("cosine", "step", "none")
 
 #: ``callback(epoch, row)`` after each epoch's checkpoint is written.
 Callback = Callable[[int, dict[str, Any]], None]
-
-
-def check_float(name: str, value: object, *, low: float = 0.0, inclusive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (value < low if inclusive else value <= low):
-        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low}, got {value!r}")
-    return float(value)
 
 
 def build_scheduler(optimizer: Optimizer, name: str, epochs: int, step_size: int | None = None,
@@ -89,13 +83,15 @@ class TrainLoop:
         kind: checkpoint kind.
         config: plain values that must match on resume.
         train_mode: puts the module in training mode (the distiller keeps its teacher in eval).
+        epoch_start: ``epoch_start(epoch)`` before each epoch's first step (after ``train_mode``).
     """
 
     def __init__(self, *, module: nn.Module, params: Sequence[Tensor], optimizer: Optimizer,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None, ctx: DistContext, amp: bool,
                  out_dir: str | Path | None, prefix: str, kind: str, config: dict[str, Any],
                  progress: bool = True, tensorboard: bool | str = "auto", callbacks: Iterable[Callback] = (),
-                 train_mode: Callable[[], None] | None = None, desc: str = "train") -> None:
+                 train_mode: Callable[[], None] | None = None, desc: str = "train",
+                 epoch_start: Callable[[int], None] | None = None) -> None:
         self.module = module
         self.params = list(params)
         self.optimizer = optimizer
@@ -111,6 +107,7 @@ class TrainLoop:
         self.callbacks = list(callbacks)
         self.train_mode = train_mode or (lambda: module.train())
         self.desc = desc
+        self.epoch_start = epoch_start
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
     # ------------------------------------------------------------------ files
@@ -132,12 +129,11 @@ class TrainLoop:
         path = self.checkpoint_path
         ckpt = load_checkpoint(path, kind=self.kind, map_location="cpu")
         old = ckpt.get("config", {})
-        diff = {k: (old.get(k), v) for k, v in self.config.items() if old.get(k) != v}
+        diff = resume_diff(old if isinstance(old, dict) else {}, self.config)
         if diff:
-            details = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"cannot resume from {str(path)!r}: the run's settings differ ({details}). "
-                             "Resume with the same settings or start a fresh run (resume=False or another "
-                             "out_dir)")
+            raise ValueError(f"cannot resume from {str(path)!r}: the run's settings differ (checkpoint -> now: "
+                             f"{'; '.join(diff)}). Resume with the same settings or start a fresh run "
+                             "(resume=False or another out_dir)")
         try:
             self.module.load_state_dict(ckpt["model"])
             load_optimizer_state(self.optimizer, ckpt["optimizer"])
@@ -226,7 +222,12 @@ class TrainLoop:
                                 world_size=ctx.world_size, tail=tail)
         lr = self.optimizer.param_groups[0]["lr"]
         self.train_mode()
+        if self.epoch_start is not None:
+            self.epoch_start(epoch)
         sums: dict[str, Tensor] = {}
+        # Sync-free step (issue 14): nothing below reads a device value on the host until the
+        # epoch ends; a non-finite loss raises a device flag that is checked then.
+        bad_step = torch.full((), -1, dtype=torch.long, device=ctx.device)
         correct = torch.zeros((), dtype=torch.float64, device=ctx.device)
         count = torch.zeros((), dtype=torch.float64, device=ctx.device)
         t0 = time.perf_counter()
@@ -242,9 +243,8 @@ class TrainLoop:
             self.optimizer.zero_grad(set_to_none=True)
             with self.autocast():
                 loss, parts, logits = step(images, labels, feats, pos)
-            if not torch.isfinite(loss.detach()) and not self.amp:
-                raise FloatingPointError(f"non-finite loss {float(loss):.4g} at epoch {epoch}, step {i}; "
-                                         "lower the learning rate or tau")
+            if not self.amp:    # under AMP the grad scaler skips non-finite steps itself
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss.detach()), i, bad_step)
             self.scaler.scale(loss).backward()
             if ctx.enabled:
                 allreduce_gradients(self.params, ctx.world_size)
@@ -256,10 +256,11 @@ class TrainLoop:
                     + v.detach().double() * b
             correct += (logits.detach().argmax(-1) == labels).sum()
             count += b
-            if bar is not None and i % 10 == 0:
-                bar.set_postfix(loss=f"{float(parts.get('loss', loss)):.4f}")
         if bar is not None:
             bar.close()
+        if int(bad_step) >= 0:
+            raise FloatingPointError(f"non-finite loss at epoch {epoch}, step {int(bad_step)}; "
+                                     "lower the learning rate or tau")
         if self.scheduler is not None:
             self.scheduler.step()
         if ctx.enabled:

@@ -107,19 +107,29 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor | None, lab
         raise ValueError(f"teacher_logits must have the shape of student_logits {tuple(student_logits.shape)}, got "
                          f"{tuple(teacher_logits.shape) if isinstance(teacher_logits, Tensor) else type(teacher_logits).__name__}")
 
+    terms, kd = distillation_terms(student_logits, teacher_logits, labels, alpha, tau, kd_scale)
+    loss = terms["ce"] if "kd" not in terms else terms["ce"] + terms["kd"]
+    return loss, {"loss": loss.detach(), "ce": terms["ce"].detach(), "kd": kd.detach()}
+
+
+def distillation_terms(student_logits: Tensor, teacher_logits: Tensor | None, labels: Tensor,
+                       alpha: float, tau: float, kd_scale: str) -> tuple[dict[str, Tensor], Tensor]:
+    r"""The weighted terms of Eq. 6 (unchecked arguments; :func:`distillation_loss` checks them).
+
+    Returns:
+        ``(terms, kd)``: ``terms = {"ce": CE, "kd": alpha * c * KL}`` (differentiable; ``"kd"``
+        only when ``alpha > 0``; their sum is the loss) and the unweighted ``kd = c * KL``
+        (computed without gradient when ``alpha == 0``; ``NaN`` without teacher logits).
+    """
     dtype = torch.promote_types(student_logits.dtype, torch.float32)
     ce = F.cross_entropy(student_logits.to(dtype), labels.long())
     if teacher_logits is None:
-        kd = torch.full((), float("nan"), dtype=dtype, device=student_logits.device)
-        loss = ce
-    elif alpha == 0.0:
+        return {"ce": ce}, torch.full((), float("nan"), dtype=dtype, device=student_logits.device)
+    if alpha == 0.0:
         with torch.no_grad():
-            kd = kd_divergence(student_logits, teacher_logits, tau, kd_scale)
-        loss = ce
-    else:
-        kd = kd_divergence(student_logits, teacher_logits, tau, kd_scale)
-        loss = ce + alpha * kd
-    return loss, {"loss": loss.detach(), "ce": ce.detach(), "kd": kd.detach()}
+            return {"ce": ce}, kd_divergence(student_logits, teacher_logits, tau, kd_scale)
+    kd = kd_divergence(student_logits, teacher_logits, tau, kd_scale)
+    return {"ce": ce, "kd": alpha * kd}, kd
 
 
 class DistillationLoss(nn.Module):

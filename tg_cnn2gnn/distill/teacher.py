@@ -11,10 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from tg_cnn2gnn.distill._data import (DatasetSource, TensorSource, as_eval_data, check_images,
-                                      check_labels)
-from tg_cnn2gnn.distill._engine import (Callback, TrainLoop, build_scheduler, check_float,
-                                        warn_cpu_amp)
+from tg_cnn2gnn.distill._checks import check_float, check_images, check_labels
+from tg_cnn2gnn.distill._data import DatasetSource, TensorSource, as_eval_data
+from tg_cnn2gnn.distill._engine import Callback, TrainLoop, build_scheduler, warn_cpu_amp
 from tg_cnn2gnn.distill.checkpoint import (CheckpointError, extract_state_dict, load_checkpoint,
                                            save_checkpoint)
 from tg_cnn2gnn.distill.ddp import setup_distributed
