@@ -282,7 +282,11 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser, arg
     result = evaluate_run(args.run, mechanisms=args.mechanisms, which=args.which, root=args.root,
                           bank_size=args.bank_size, eval_batch_size=args.eval_batch_size, eval_seed=args.eval_seed,
                           device=args.device, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
-    ref = reference_accuracies(result)
+    try:
+        ref = reference_accuracies(result)
+    except SettingsError as e:   # a damaged summary.json: the result is still shown
+        print(f"{PROG} evaluate: warning: {e}", file=sys.stderr)
+        ref = {}
     epoch = result.get("epoch")
     print(f"{result['checkpoint']} (epoch {epoch + 1 if isinstance(epoch, int) else '?'}), "
           f"{result['n_test']} test images, bank of {result['bank_size']} (seed {result['eval_seed']})")
