@@ -43,10 +43,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of ``fn()`` counted by :class:`torch.utils.flop_counter.FlopCounterMode` (without gradients)."""
+def count_flops(fn: Callable[[], Any], *, grad: bool = False) -> int:
+    """FLOPs of ``fn()`` counted by :class:`torch.utils.flop_counter.FlopCounterMode`; without
+    gradients unless ``grad`` (a training step's forward + backward)."""
     from torch.utils.flop_counter import FlopCounterMode
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with torch.set_grad_enabled(grad), FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
 
@@ -56,8 +57,24 @@ def _on_cpu(module: nn.Module) -> nn.Module:
     p = next(module.parameters(), None)
     if p is None or p.device.type == "cpu":
         return module
+    return cpu_copy(module)
+
+
+def cpu_copy(module: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``module`` on the CPU (CPU costs of a model trained anywhere)."""
     import copy
-    return copy.deepcopy(module).cpu()
+    return copy.deepcopy(module).cpu().eval()
+
+
+def single_sample_seconds(fn: Callable[[Tensor], Any], x: Tensor, n: int = 50) -> float:
+    """Mean wall time of ``fn`` on one sample at a time (latency), over the first ``n`` samples
+    of ``x`` after one untimed call."""
+    n = min(n, x.size(0))
+    fn(x[:1])
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(x[i:i + 1])
+    return (time.perf_counter() - t0) / n
 
 
 @torch.no_grad()
