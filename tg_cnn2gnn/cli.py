@@ -51,8 +51,8 @@ DISTILL_OPTIONS = ("method", "alpha", "tau", "kd_scale", "relation_weight", "dkd
 EVAL_OPTIONS = ("mechanisms", "val_mechanism", "bank_size", "eval_batch_size", "eval_seed", "measure")
 RUN_OPTIONS = ("out", "seed", "device", "threads", "resume", "progress")
 
-TRAIN_TEACHER_OPTIONS = DATA_OPTIONS + TEACHER_OPTIONS + ("measure", "out", "seed", "device", "threads",
-                                                          "progress")
+TRAIN_TEACHER_OPTIONS = DATA_OPTIONS + TEACHER_OPTIONS + ("retrain_teacher", "measure", "out", "seed", "device",
+                                                          "threads", "progress")
 DISTILL_ALL_OPTIONS = (DATA_OPTIONS + TEACHER_OPTIONS + ("teacher_checkpoint", "retrain_teacher") + MODEL_OPTIONS
                        + DISTILL_OPTIONS + EVAL_OPTIONS + RUN_OPTIONS)
 #: Options of the example scripts (``examples/<dataset>.py``): everything but the dataset.

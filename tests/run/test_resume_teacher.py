@@ -88,3 +88,14 @@ def test_distill_uses_the_run_directorys_teacher(teacher_run, tmp_path):
     code, out, err = cli(["distill", *TINY, "--teacher-width", "6", "--out", run_dir])
     assert code == 0 and "teacher_width: 4 -> 6" in out and "training a new one" in out, err
     assert json.loads((run_dir / "teacher" / "teacher_settings.json").read_text())["teacher_width"] == 6
+
+
+def test_train_teacher_keeps_an_identical_teacher_and_replaces_another(teacher_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(teacher_run, run_dir)
+    flags = [*TINY[:TINY.index("--epochs")], "--threads", "1", "--no-measure", "--out", run_dir]
+    code, out, err = cli(["train-teacher", *flags])
+    assert code == 0 and "teacher: reusing" in out and "training simple-cnn" not in out, err
+    code, out, err = cli(["train-teacher", *flags, "--teacher-lr", "0.01"])
+    assert code == 0 and "training simple-cnn" in out, err
+    assert json.loads((run_dir / "teacher" / "teacher_settings.json").read_text())["teacher_lr"] == 0.01

@@ -44,7 +44,8 @@ def check_resume(settings: Settings, run_dir: RunDir) -> None:
 
 def run_train_teacher(settings: Settings, log: Log = print) -> dict[str, Any]:
     """``cnn2gnn train-teacher``: train the teacher of ``settings`` in ``run_dir/teacher``
-    (always a new one), test it, measure it, write ``teacher/teacher_summary.json``."""
+    (kept when the one there was trained with exactly these settings, unless
+    ``retrain_teacher``), test it, measure it, write ``teacher/teacher_summary.json``."""
     from tg_cnn2gnn.distill import accuracy
     from tg_cnn2gnn.report import fmt_count, fmt_ms
     settings = validate(settings, command="train-teacher")
@@ -53,8 +54,11 @@ def run_train_teacher(settings: Settings, log: Log = print) -> dict[str, Any]:
     with torch_threads(settings.threads):
         data = load_data(settings)
         run_dir.teacher_dir.mkdir(parents=True, exist_ok=True)
-        teacher, tinfo = obtain_teacher(settings.replace(teacher_checkpoint=None, retrain_teacher=True), data,
-                                        run_dir, log=lambda *_: None)
+        # a teacher trained with exactly these settings is kept; any other is replaced
+        same = (not settings.retrain_teacher and run_dir.has_teacher() and run_dir.teacher_settings.is_file()
+                and run_dir.read_teacher_settings() == teacher_fingerprint(settings))
+        teacher, tinfo = obtain_teacher(settings.replace(teacher_checkpoint=None, retrain_teacher=not same), data,
+                                        run_dir, log=log)
         dev = device_of(settings)
         teacher.to(dev)
         acc = accuracy(teacher, data.x_test, data.y_test, device=dev)
