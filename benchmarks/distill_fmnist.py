@@ -16,102 +16,70 @@ Writes ``distill_fmnist.csv`` (one row per seed and run) and ``distill_fmnist_ta
 (mean ± std over seeds, with the command) to ``--out`` (default ``outputs/distill_fmnist``;
 run checkpoints go below it) and prints the Markdown. The numbers quoted in
 ``benchmarks/results/distill_fmnist.md`` come from this script.
-Fashion-MNIST is read from ``/usr/share/datasets/fashion-mnist`` (idx.gz) through
-:mod:`tg_cnn2gnn.data`, or with a small gzip + NumPy idx reader when that module is absent.
+Data, teacher, students and training come from the run layer (:mod:`tg_cnn2gnn.run`):
+the same stratified subset and validation split, teacher (cached per seed under ``--out``)
+and :func:`~tg_cnn2gnn.run.factories.train_student` as ``cnn2gnn distill``.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
-FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
-MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST pixel statistics (training set)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tg_cnn2gnn.run.config import Settings  # noqa: E402
+from tg_cnn2gnn.run.data import RunData, load_data  # noqa: E402
+from tg_cnn2gnn.run.factories import build_student_model, train_student  # noqa: E402
+from tg_cnn2gnn.run.measure import hardware_line  # noqa: E402
+from tg_cnn2gnn.run.rundir import RunDir  # noqa: E402
+from tg_cnn2gnn.run.teacher_cache import obtain_teacher  # noqa: E402
 
 
-def _read_idx_gz(path: str) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+def settings_of(args, seed: int, **changes) -> Settings:
+    """The run layer's settings of this benchmark (``changes`` on top)."""
+    values = dict(dataset="fashion-mnist", subset=args.n_train, val_fraction=args.val_fraction, split_seed=0,
+                  teacher="simple-cnn", teacher_width=args.teacher_width, teacher_epochs=args.teacher_epochs,
+                  teacher_batch_size=128, teacher_lr=0.05, s=args.s, head_hidden=tuple(args.head_hidden),
+                  hidden=args.hidden, dropout=0.5, epochs=args.epochs, batch_size=args.batch_size, optimizer="sgd",
+                  lr=args.lr, momentum=0.9, weight_decay=5e-4, scheduler="cosine", tau=args.tau, kd_scale="tau2",
+                  val_mechanism="bank", mechanisms=("bank", "batch"), bank_size=args.bank_size, seed=seed,
+                  device="cpu", progress=args.progress, measure=False)
+    values.update(changes)
+    return Settings(**values)
 
 
-def load_fmnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x [N, 1, 28, 28] normalised float32, y [N] long)``."""
-    try:
-        from tg_cnn2gnn.data import load_tensors
-        return load_tensors("fashion-mnist", split)
-    except ImportError:
-        prefix = "train" if split == "train" else "t10k"
-        x = _read_idx_gz(os.path.join(FMNIST_DIR, f"{prefix}-images-idx3-ubyte.gz"))
-        y = _read_idx_gz(os.path.join(FMNIST_DIR, f"{prefix}-labels-idx1-ubyte.gz"))
-        x = torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
-        return (x - MEAN) / STD, torch.from_numpy(y.astype(np.int64))
-
-
-def subsample(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0):
-    """A class-stratified subset of ``n`` samples (fixed across seeds), or everything."""
-    if n is None or n >= y.numel():
-        return x, y
-    from sklearn.model_selection import train_test_split
-    keep, _ = train_test_split(np.arange(y.numel()), train_size=n, stratify=y.numpy(), random_state=seed)
-    keep = torch.from_numpy(np.sort(keep))
-    return x[keep], y[keep]
-
-
-def run_seed(seed: int, args, x, y, xt, yt, out: Path) -> list[dict]:
-    from tg_cnn2gnn.distill import HeteroDistiller, accuracy, pretrain_teacher
-    from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead
-    from tg_cnn2gnn.teachers import build_teacher
-    from tg_cnn2gnn.data import train_val_split
-
+def run_seed(seed: int, args, data: RunData, out: Path) -> list[dict]:
+    from tg_cnn2gnn.distill import accuracy
     rows = []
-    tr, va = train_val_split(y, args.val_fraction, seed=0)
-    n_train = tr.numel()
-    feat = x[0].numel()
+    xt, yt = data.x_test, data.y_test
 
     # ---- teacher (Algorithm 2, line 3): trained on the training part, validated on val
-    torch.manual_seed(seed)
-    teacher = build_teacher("simple-cnn", 10, in_channels=1, image_size=28, width=args.teacher_width)
-    t0 = time.perf_counter()
-    tres = pretrain_teacher(teacher, x[tr], y[tr], epochs=args.teacher_epochs, batch_size=128, lr=0.05,
-                            val=(x[va], y[va]), seed=seed, device="cpu", progress=args.progress,
-                            out_dir=out / f"seed{seed}" / "teacher", tensorboard=False)
-    teacher_time = time.perf_counter() - t0
+    teacher, tinfo = obtain_teacher(settings_of(args, seed), data, RunDir(out / f"seed{seed}"), log=lambda m: None)
+    teacher_time = tinfo["train_time_s"] or 0.0
     t_acc = accuracy(teacher, xt, yt)
+    history = json.loads((out / f"seed{seed}" / "teacher" / "teacher_summary.json").read_text())["history"]
     rows.append({"seed": seed, "run": "teacher (simple-cnn)", "alpha": None, "cached": None,
                  "test_acc_last_bank": None, "test_acc_last_batch": None, "test_acc_best_bank": None,
                  "test_acc_best_batch": None, "teacher_test_acc": t_acc,
-                 "best_epoch": None, "best_val_acc": tres["history"][-1]["val_acc"],
+                 "best_epoch": None, "best_val_acc": history[-1]["val_acc"],
                  "train_time_per_epoch": teacher_time / args.teacher_epochs, "cache_time": None})
-    print(f"[seed {seed}] teacher test acc {t_acc:.4f} ({teacher_time:.0f} s)", flush=True)
+    print(f"[seed {seed}] teacher test acc {t_acc:.4f} ({teacher_time:.0f} s, {tinfo['source']})", flush=True)
 
-    def student(init_seed: int) -> CNN2GNN:
-        torch.manual_seed(init_seed)
-        head = LearnedGraphHead(feat, num_train=n_train, s=args.s, hidden_channels=tuple(args.head_hidden))
-        return CNN2GNN(head, GraphStudent(feat, args.hidden, 10, dropout=0.5))
+    def student(cfg: Settings):
+        torch.manual_seed(seed)
+        return build_student_model(cfg, data.n_train, data.in_features, data.info.num_classes)
 
-    common = dict(batch_size=args.batch_size, optimizer="sgd", lr=args.lr, momentum=0.9, weight_decay=5e-4,
-                  scheduler="cosine", val_fraction=args.val_fraction, split_seed=0, val_mechanism="bank",
-                  test=(xt, yt), test_mechanisms=("bank", "batch"), bank_size=args.bank_size,
-                  seed=seed, progress=args.progress, tensorboard=False)
     for alpha in (1.0, 0.0):
-        d = HeteroDistiller(teacher if alpha else None, student(seed), alpha=alpha, tau=args.tau,
-                            kd_scale="tau2", device="cpu")
-        s = d.fit(x, y, epochs=args.epochs, cache_teacher_logits=bool(alpha),
-                  out_dir=out / f"seed{seed}" / f"alpha{alpha:g}", **common)
+        cfg = settings_of(args, seed, alpha=alpha)
+        s = train_student(cfg, data, teacher, student(cfg), out / f"seed{seed}" / f"alpha{alpha:g}", callbacks=[])
         rows.append({"seed": seed, "run": f"CNN2GNN student, alpha={alpha:g}", "alpha": alpha,
                      "cached": bool(alpha),
                      "test_acc_last_bank": s["test"]["last"]["bank"], "test_acc_last_batch": s["test"]["last"]["batch"],
@@ -126,8 +94,8 @@ def run_seed(seed: int, args, x, y, xt, yt, out: Path) -> list[dict]:
               f"{s['mean_train_time_per_epoch']:.1f} s/epoch", flush=True)
 
     # ---- timing: the same distillation for one epoch, teacher forward at every step
-    d = HeteroDistiller(teacher, student(seed), alpha=1.0, tau=args.tau, device="cpu")
-    s = d.fit(x, y, epochs=1, cache_teacher_logits=False, **{**common, "test": None})
+    cfg = settings_of(args, seed, alpha=1.0, epochs=1, cache_teacher_logits=False)
+    s = train_student(cfg, data, teacher, student(cfg), None, callbacks=[], test=False)
     rows.append({"seed": seed, "run": "CNN2GNN student, alpha=1, uncached (1 epoch, timing)", "alpha": 1.0,
                  "cached": False, "test_acc_last_bank": None, "test_acc_last_batch": None,
                  "test_acc_best_bank": None, "test_acc_best_batch": None, "teacher_test_acc": None,
@@ -153,8 +121,7 @@ def markdown(rows: list[dict], args, seeds: list[int], wall: float) -> str:
         if r["run"] not in runs:
             runs.append(r["run"])
     lines = [
-        f"Fashion-MNIST, CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch threads = {torch.get_num_threads()}), seeds {seeds}, mean ± std over seeds; "
+        f"Fashion-MNIST, {hardware_line()}, seeds {seeds}, mean ± std over seeds; "
         f"n_train = {args.n_train or 60000} ({int(round((1 - args.val_fraction) * 100))}% train / "
         f"{int(round(args.val_fraction * 100))}% validation), 10,000 test images.",
         "",
@@ -218,12 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = out / "distill_fmnist_runs"
 
     start = time.perf_counter()
-    x, y = load_fmnist("train")
-    xt, yt = load_fmnist("test")
-    x, y = subsample(x, y, args.n_train)
+    data = load_data(settings_of(args, 0))
     rows: list[dict] = []
     for seed in args.seeds:
-        rows += run_seed(seed, args, x, y, xt, yt, runs_dir)
+        rows += run_seed(seed, args, data, runs_dir)
     wall = time.perf_counter() - start
 
     out.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 (("DKD-MLP", "dkd", None),) if w == args.hidden else ()):
             d, s = B.train_select_lr(args, data, lambda: B.build_model("mlp", args, data, hidden=w, seed=seed),
                                      teacher, seed=seed, label=f"{name}-{w}", loss=loss, alpha=alpha)
-            model = d.model
+            model = d
             if name == "KD-MLP" and w == args.hidden:
                 kd_epoch = s["mean_train_time_per_epoch"]
             measure(f"{name} (hidden {w})", name, model, s["test"]["last"]["bank"], "direct",
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             d, s = B.train_select_lr(args, data, lambda: B.build_model("cnn2gnn", args, data, hidden=w, seed=seed),
                                      teacher, seed=seed, label=f"{name}-{w}", alpha=alpha,
                                      test_mechanisms=("bank", "batch"))
-            model = d.model
+            model = d
             for mech in ("batch", "bank"):
                 measure(f"{name} (hidden {w})", name, model, s["test"]["last"][mech], mech, count_parameters(model),
                         s["mean_train_time_per_epoch"], s["lr"])

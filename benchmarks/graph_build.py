@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -64,6 +63,8 @@ def _run_one(method: str, n: int, dim: int, s: int, threads: int, seed: int) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tg_cnn2gnn.run.measure import hardware_line
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
     p.add_argument("--dim", type=int, default=64)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{n * n * 4 / 2**20:.0f} |")
     header = (f"D = {args.dim}, s = {args.s}, threads = {args.threads}, min time of {args.repeats} "
               f"interleaved runs (max peak memory), "
-              f"seed {args.seed}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+              f"seed {args.seed}; {hardware_line()}")
     text = "\n".join([header, "", *table])
     print("\n" + text)
     args.out.mkdir(parents=True, exist_ok=True)

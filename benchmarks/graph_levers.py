@@ -32,10 +32,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -44,12 +43,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
 
-from tg_cnn2gnn.baselines import DKDDistiller, MLPStudent  # noqa: E402
-from tg_cnn2gnn.data import load_tensors  # noqa: E402
-from tg_cnn2gnn.distill import HeteroDistiller, pretrain_teacher  # noqa: E402
-from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead  # noqa: E402
-from tg_cnn2gnn.teachers import build_teacher, flops_per_sample  # noqa: E402
+from _report import mean_std  # noqa: E402
+
+from tg_cnn2gnn.data import dataset_info, load_tensors  # noqa: E402
+from tg_cnn2gnn.run import data as run_data  # noqa: E402
+from tg_cnn2gnn.run.config import Settings  # noqa: E402
+from tg_cnn2gnn.run.factories import build_student_model, train_student  # noqa: E402
+from tg_cnn2gnn.run.measure import hardware_line, measure_student, measure_teacher  # noqa: E402
+from tg_cnn2gnn.run.rundir import RunDir  # noqa: E402
+from tg_cnn2gnn.run.teacher_cache import obtain_teacher  # noqa: E402
 
 CONFIGS = ("paper", "graphconv", "relation", "graphconv+relation", "embedding", "paper+bank1000",
            "embedding+bank1000", "embedding+relation", "embedding+relation+bank1000", "kd-mlp", "dkd-mlp")
@@ -61,52 +65,24 @@ def bank_size_of(config: str, default: int) -> int:
 
 
 def stratified_subset(y: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """``n`` indices of ``y`` with the class proportions of ``y`` (all when ``n >= len(y)``)."""
-    if n <= 0 or n >= y.numel():
-        return torch.arange(y.numel())
-    g = torch.Generator().manual_seed(seed)
-    keep = []
-    for c in y.unique():
-        idx = (y == c).nonzero().view(-1)
-        k = max(1, round(n * idx.numel() / y.numel()))
-        keep.append(idx[torch.randperm(idx.numel(), generator=g)[:k]])
-    return torch.cat(keep).sort().values
+    """About ``n`` indices of ``y`` with its class proportions (all when ``n`` is 0 or ``>= len(y)``):
+    the run layer's :func:`~tg_cnn2gnn.run.data.stratified_subset`."""
+    keep = run_data.stratified_subset(y, n or None, seed)
+    return torch.arange(y.numel()) if keep is None else keep
 
 
-def build_model(config: str, n_train: int, in_features: int, num_classes: int, args) -> torch.nn.Module:
-    if config.endswith("mlp"):
-        return MLPStudent(in_features, args.hidden, num_classes, dropout=args.dropout)
-    form = "embedding" if config.startswith("embedding") else "anchor"
-    conv = "graph" if config.startswith("graphconv") else "gcn"
-    head = LearnedGraphHead(in_features, num_train=n_train, s=args.s, hidden_channels=tuple(args.head_hidden),
-                            form=form)
-    return CNN2GNN(head, GraphStudent(in_features, args.hidden, num_classes, conv=conv, dropout=args.dropout))
-
-
-def build_distiller(config: str, teacher, model, args) -> HeteroDistiller:
-    if config == "dkd-mlp":
-        return DKDDistiller(teacher, model, tau=args.tau, device="cpu")
-    rel = args.relation_weight if "relation" in config else 0.0
-    return HeteroDistiller(teacher, model, alpha=args.alpha, tau=args.tau, relation_weight=rel, device="cpu")
-
-
-def marginal_flops(model, x_test: torch.Tensor, train_x: torch.Tensor, bank_size: int) -> float:
-    """FLOPs that one more test sample adds to a ``bank`` prediction (the bank's part excluded)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    def count(n: int) -> int:
-        with FlopCounterMode(display=False) as c:
-            model.predict(x_test[:n], mechanism="bank", train_x=train_x, bank_size=bank_size)
-        return c.get_total_flops()
-    return float(count(2) - count(1))
-
-
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    m = 100 * statistics.fmean(values)
-    s = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{m:.2f} ± {s:.2f}"
+def settings_of(config: str, args, seed: int, n_train: int) -> Settings:
+    """The run layer's settings of one configuration (model, method, bank)."""
+    return Settings(
+        dataset=args.dataset, subset=args.n_train or None, val_fraction=0.1, split_seed=0, teacher="simple-cnn",
+        teacher_epochs=args.teacher_epochs, s=args.s, head_hidden=tuple(args.head_hidden), hidden=args.hidden,
+        dropout=args.dropout, head_form="embedding" if config.startswith("embedding") else "anchor",
+        conv="graph" if config.startswith("graphconv") else "gcn",
+        student="mlp" if config.endswith("mlp") else "gnn",
+        method="dkd" if config == "dkd-mlp" else "kd" if config == "kd-mlp" else "cnn2gnn",
+        relation_weight=args.relation_weight if "relation" in config else 0.0, alpha=args.alpha, tau=args.tau,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, mechanisms=("bank",),
+        bank_size=min(bank_size_of(config, args.bank_size), n_train), seed=seed, device="cpu", measure=False)
 
 
 def main(argv=None) -> int:
@@ -141,14 +117,11 @@ def main(argv=None) -> int:
 
     x, y = load_tensors(args.dataset, "train", root=args.root)
     xt, yt = load_tensors(args.dataset, "test", root=args.root)
-    keep = stratified_subset(y, args.n_train, 0)
-    x, y = x[keep], y[keep]
-    c, h, w = x.shape[1:]
-    num_classes = int(y.max()) + 1
-    in_features = c * h * w
-    n_train = HeteroDistiller.num_train_for(y, 0.1)
+    data = run_data.split_data(x, y, xt, yt, dataset_info(args.dataset), subset=args.n_train or None,
+                               val_fraction=0.1, split_seed=0)
+    n_train = data.n_train
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"{args.dataset}: train {tuple(x.shape)} (90% train / 10% val), test {tuple(xt.shape)}; "
+    print(f"{args.dataset}: train {tuple(data.x.shape)} (90% train / 10% val), test {tuple(xt.shape)}; "
           f"seeds {args.seeds}; threads {args.threads}", flush=True)
 
     rows: list[dict] = []
@@ -156,30 +129,26 @@ def main(argv=None) -> int:
     teacher_flops = None
     student_flops: dict[str, float] = {}
     for seed in args.seeds:
-        torch.manual_seed(seed)
-        teacher = build_teacher("simple-cnn", num_classes, in_channels=c, image_size=h)
-        t0 = time.perf_counter()
-        pretrain_teacher(teacher, x, y, epochs=args.teacher_epochs, seed=seed, progress=False, device="cpu")
-        teacher_time = time.perf_counter() - t0
-        if teacher_flops is None:
-            teacher_flops = float(flops_per_sample(teacher, (c, h, w)))
-        for config in args.configs:
-            torch.manual_seed(seed)
-            model = build_model(config, n_train, in_features, num_classes, args)
-            d = build_distiller(config, teacher, model, args)
-            bank_size = min(bank_size_of(config, args.bank_size), n_train)
+        with tempfile.TemporaryDirectory() as tmp:   # the teacher, trained on the training part
             t0 = time.perf_counter()
-            summary = d.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
-                            cache_teacher_logits=True, test=(xt, yt), test_mechanisms=("bank",),
-                            bank_size=bank_size, progress=False, tensorboard=False)
-            fit_time = time.perf_counter() - t0
-            train_feats = d.train_features
+            teacher, _ = obtain_teacher(settings_of("paper", args, seed, n_train), data, RunDir(tmp), log=lambda m: None)
+            teacher_time = time.perf_counter() - t0
+        if teacher_flops is None:
+            teacher_flops = float(measure_teacher(teacher, xt, latency=False)["flops_per_sample"])
+        for config in args.configs:
+            cfg = settings_of(config, args, seed, n_train)
+            torch.manual_seed(seed)
+            model = build_student_model(cfg, n_train, data.in_features, data.info.num_classes)
+            summary = train_student(cfg, data, teacher, model, None, callbacks=[])
+            fit_time = summary["train_time_s"]
             isolated = None
             if hasattr(model, "predict_isolated"):
                 logits = model.predict_isolated(xt.flatten(1))
                 isolated = float((logits.argmax(1) == yt).double().mean())
             if config not in student_flops:
-                student_flops[config] = marginal_flops(model, xt.flatten(1), train_feats, bank_size)
+                student_flops[config] = measure_student(model, data.train_features, xt, mechanisms=("bank",),
+                                                        bank_size=cfg.bank_size, latency=False
+                                                        )["flops"]["bank"]["per_sample"]
             row = {"seed": seed, "config": config, "teacher_acc": summary.get("teacher_test_acc"),
                    "bank_last": summary["test"]["last"]["bank"], "bank_best_val": summary["test"]["best_val"]["bank"],
                    "isolated_last": isolated, "fit_s": round(fit_time, 1), "teacher_s": round(teacher_time, 1)}
@@ -200,10 +169,10 @@ def main(argv=None) -> int:
     cmd = "python benchmarks/graph_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Graph levers on {args.dataset} (issue 7)", "",
              f"Command: `{cmd.strip()}`  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}; "
+             f"Machine: {hardware_line()}; "
              f"seeds {args.seeds}; total {(time.perf_counter() - t_start) / 60:.1f} min.  ",
-             f"Setting: {x.size(0)} training images (90% train / 10% validation, stratified), "
-             f"{xt.size(0)} test; teacher simple-cnn {args.teacher_epochs} epochs; students "
+             f"Setting: {data.x.size(0)} training images (90% train / 10% validation, stratified), "
+             f"{xt.size(0)} test; teacher simple-cnn {args.teacher_epochs} epochs (training part only); students "
              f"{args.epochs} epochs, Adam lr {args.lr}, batch {args.batch_size}, cached teacher logits, "
              f"tau {args.tau}, alpha {args.alpha}, s {args.s}, head {args.head_hidden}, hidden {args.hidden}, "
              f"relation weight {args.relation_weight}; `bank` inference with {args.bank_size} training "

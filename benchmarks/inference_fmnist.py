@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,50 +41,25 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tg_cnn2gnn.baselines import MLP  # noqa: E402
 from tg_cnn2gnn.nn import (CNN2GNN, EucGNN, GraphStudent, InGNN,  # noqa: E402
                            LearnedGraphHead, make_optimizer)
+from tg_cnn2gnn.run.measure import hardware_line, logits_accuracy  # noqa: E402
 
-DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
+DEFAULT_ROOT = None   # the package's loader finds /usr/share/datasets/fashion-mnist itself
 
 
 # ----------------------------------------------------------------------------- data
-def read_idx(path: str) -> np.ndarray:
-    """Read a (gzip-compressed) IDX file of unsigned bytes into a numpy array."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()})")
-    ndim = raw[3]
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _find(root: str, stem: str) -> str:
-    for name in (stem + ".gz", stem):
-        p = os.path.join(root, name)
-        if os.path.exists(p):
-            return p
-    raise FileNotFoundError(f"{stem}(.gz) not found in {root}; pass --root")
-
-
-def load_fashion_mnist(root: str = DEFAULT_ROOT, n_val: int = 5000, seed: int = 0) -> dict:
-    """Flattened, standardised Fashion-MNIST: 55,000 train / 5,000 val (stratified) / 10,000 test."""
-    xtr = read_idx(_find(root, "train-images-idx3-ubyte")).reshape(60000, -1)
-    ytr = read_idx(_find(root, "train-labels-idx1-ubyte")).astype(np.int64)
-    xte = read_idx(_find(root, "t10k-images-idx3-ubyte")).reshape(10000, -1)
-    yte = read_idx(_find(root, "t10k-labels-idx1-ubyte")).astype(np.int64)
-    rng = np.random.default_rng(seed)
-    val = np.concatenate([rng.permutation(np.flatnonzero(ytr == c))[: n_val // 10]
-                          for c in range(10)])
-    train = np.setdiff1d(np.arange(60000), val)
-    xtr = xtr.astype(np.float32) / 255.0
-    xte = xte.astype(np.float32) / 255.0
-    mean, std = xtr[train].mean(), xtr[train].std()
-    t = lambda a: torch.from_numpy((a - mean) / std)  # noqa: E731
-    return dict(train_x=t(xtr[train]), train_y=torch.from_numpy(ytr[train]),
-                val_x=t(xtr[val]), val_y=torch.from_numpy(ytr[val]),
-                test_x=t(xte), test_y=torch.from_numpy(yte))
+def load_fashion_mnist(root: str | None = DEFAULT_ROOT, n_val: int = 5000, seed: int = 0) -> dict:
+    """Flattened, normalised Fashion-MNIST from the run layer: 55,000 train / 5,000 val
+    (stratified, split seed ``seed``) / 10,000 test."""
+    from tg_cnn2gnn.data import dataset_info, load_tensors
+    from tg_cnn2gnn.run.data import split_data
+    x, y = load_tensors("fashion-mnist", "train", root)
+    xt, yt = load_tensors("fashion-mnist", "test", root)
+    d = split_data(x, y, xt, yt, dataset_info("fashion-mnist"), val_fraction=n_val / y.numel(), split_seed=seed)
+    return dict(train_x=d.x_train.flatten(1), train_y=d.y_train, val_x=d.x_val.flatten(1), val_y=d.y_val,
+                test_x=d.x_test.flatten(1), test_y=d.y_test)
 
 
 # ----------------------------------------------------------------------------- models
@@ -102,8 +74,7 @@ def build(kind: str, s: int, n_train: int, args) -> torch.nn.Module:
     if kind == "eucgnn":
         return EucGNN(student, s=s)
     if kind == "mlp":
-        return torch.nn.Sequential(torch.nn.Linear(784, args.hidden), torch.nn.ReLU(),
-                                   torch.nn.Dropout(args.dropout), torch.nn.Linear(args.hidden, 10))
+        return MLP(784, args.hidden, 10, dropout=args.dropout)
     raise ValueError(kind)
 
 
@@ -112,7 +83,7 @@ def train(model, x, y, epochs: int, args, seed: int) -> list[float]:
     opt = make_optimizer(model, lr=args.lr)
     g = torch.Generator().manual_seed(seed)
     n, bs = x.size(0), args.batch_size
-    is_mlp = isinstance(model, torch.nn.Sequential)
+    is_mlp = isinstance(model, MLP)
     times = []
     for _ in range(epochs):
         model.train()
@@ -130,7 +101,7 @@ def train(model, x, y, epochs: int, args, seed: int) -> list[float]:
 
 
 def acc(logits: torch.Tensor, y: torch.Tensor) -> float:
-    return float((logits.argmax(1) == y).float().mean())
+    return logits_accuracy(logits, y)
 
 
 def timed(fn):
@@ -245,8 +216,7 @@ def write(args, rows, dis_rows, xtr, xte, n_obo) -> None:
         "# Fashion-MNIST: inductive inference of CNN2GNN students (no teacher, CPU)",
         "",
         f"Command: `{cmd.strip()}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} thread(s), shared CPU (timings are noisy).  ",
+        f"Machine: {hardware_line()}, shared CPU (timings are noisy).  ",
         f"Setting: {args.epochs} epoch(s), Adam lr {args.lr}, batch {args.batch_size}, student GCN "
         f"784-{args.hidden}-10 (dropout {args.dropout}), head {'-'.join(map(str, args.head_hidden))}"
         f" (embedding {args.embedding_channels}), bank {args.bank_size} training samples (seed "

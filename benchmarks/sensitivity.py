@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
                     done[key] = {"bank": s["test"]["last"]["bank"], "batch": s["test"]["last"]["batch"],
                                  "val": s["last_val_acc"], "epoch_s": s["mean_train_time_per_epoch"]}
                     if core is None:
-                        core = B.core_targets(args, data, teacher, d.model, s["mean_train_time_per_epoch"], seed=seed)
+                        core = B.core_targets(args, data, teacher, d, s["mean_train_time_per_epoch"], seed=seed)
                 r = done[key]
                 rows.append({"param": param, "value": v, "seed": seed, "s": cfg["s"], "tau": cfg["tau"],
                              "batch_size": cfg["batch"], "test_acc_bank": r["bank"], "test_acc_batch": r["batch"],

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, kind, mechs in MODELS:
             d, s = B.train_select_lr(args, data, lambda: B.build_model(kind, args, data, seed=seed), teacher,
                                      seed=seed, label=name, test_mechanisms=None)
-            model = d.model
+            model = d
             for m in mechs:
                 f = B.predictor(model, data, m, args.bank_size, args.batch_size)
                 n = n_obo if m == "one_by_one" else data.yt.numel()

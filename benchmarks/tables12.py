@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                              "epoch_s": s["mean_train_time_per_epoch"], "lr": s["lr"]})
         if seed == args.seeds[0]:
             d, s = trained["CNN2GNN"]
-            core = B.core_targets(args, data, teacher, d.model, s["mean_train_time_per_epoch"], seed=seed,
+            core = B.core_targets(args, data, teacher, d, s["mean_train_time_per_epoch"], seed=seed,
                                   kd_mlp_epoch=trained["KD-MLP (Hinton)"][1]["mean_train_time_per_epoch"])
     rep.csv("tables12.csv", rows)
 

@@ -9,14 +9,15 @@ augmentation; that takes a GPU. Scale them down with flags for a CPU:
         --epochs 10 --s 10 --threads 2                         # a CPU look, ~30 min
 
 Data: the python pickles (cifar-10-batches-py/) under --root, or add --download.
+
+Settings: configs/cifar10/main.yaml (flags override it; --config adds another file).
 """
 import sys
+from pathlib import Path
 
-from tg_cnn2gnn.pipeline import example_main
+from tg_cnn2gnn.cli import example_main
 
-DEFAULTS = dict(teacher="resnet34", teacher_epochs=200, teacher_lr=0.05, augment="teacher", epochs=200, s=50,
-                head_hidden=(512, 256), hidden=256, batch_size=100, lr=0.01, alpha=1.0, tau=4.0,
-                mechanisms=("bank", "batch"), seed=0)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar10" / "main.yaml"
 
 if __name__ == "__main__":
-    sys.exit(example_main("cifar10", DEFAULTS, description=__doc__))
+    sys.exit(example_main(CONFIG, description=__doc__))

@@ -10,14 +10,15 @@ column) is trained here with crop/flip augmentation. Any other teacher of the ta
         --epochs 10 --s 10 --threads 2                         # a CPU look
 
 Data: the python pickles (cifar-100-python/) under --root, or add --download.
+
+Settings: configs/cifar100/main.yaml (flags override it; --config adds another file).
 """
 import sys
+from pathlib import Path
 
-from tg_cnn2gnn.pipeline import example_main
+from tg_cnn2gnn.cli import example_main
 
-DEFAULTS = dict(teacher="resnet34", teacher_epochs=200, teacher_lr=0.05, augment="teacher", epochs=200, s=50,
-                head_hidden=(512, 256), hidden=256, batch_size=100, lr=0.01, alpha=1.0, tau=4.0,
-                mechanisms=("bank", "batch"), seed=0)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cifar100" / "main.yaml"
 
 if __name__ == "__main__":
-    sys.exit(example_main("cifar100", DEFAULTS, description=__doc__))
+    sys.exit(example_main(CONFIG, description=__doc__))

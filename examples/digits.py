@@ -6,14 +6,15 @@ with scikit-learn: nothing to download.
 
     python examples/digits.py
     python examples/digits.py --epochs 100 --s 20 --tau 8
+
+Settings: configs/digits/main.yaml (flags override it; --config adds another file).
 """
 import sys
+from pathlib import Path
 
-from tg_cnn2gnn.pipeline import example_main
+from tg_cnn2gnn.cli import example_main
 
-DEFAULTS = dict(teacher="simple-cnn", teacher_epochs=10, epochs=30, s=10, head_hidden=(512, 256), hidden=256,
-                batch_size=100, lr=0.01, alpha=1.0, tau=4.0, mechanisms=("bank", "batch"), seed=0,
-                out="runs/digits")
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "digits" / "main.yaml"
 
 if __name__ == "__main__":
-    sys.exit(example_main("digits", DEFAULTS, description=__doc__))
+    sys.exit(example_main(CONFIG, description=__doc__))

@@ -14,14 +14,15 @@ of 50, 15 epochs instead of 200, lr 0.005. The teacher is cached in the run dire
 
 Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist) or --root.
 Every option: python examples/fashion_mnist.py --help.
+
+Settings: configs/fashion-mnist/main.yaml (flags override it; --config adds another file).
 """
 import sys
+from pathlib import Path
 
-from tg_cnn2gnn.pipeline import example_main
+from tg_cnn2gnn.cli import example_main
 
-DEFAULTS = dict(teacher="simple-cnn", teacher_width=16, teacher_epochs=3, teacher_lr=0.05, epochs=15, s=10,
-                head_hidden=(512, 256), hidden=256, batch_size=100, lr=0.005, alpha=1.0, tau=4.0,
-                mechanisms=("bank", "batch"), seed=0)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "fashion-mnist" / "main.yaml"
 
 if __name__ == "__main__":
-    sys.exit(example_main("fashion-mnist", DEFAULTS, description=__doc__))
+    sys.exit(example_main(CONFIG, description=__doc__))

@@ -12,14 +12,15 @@ Mini-ImageNet likes a larger s and a high temperature: try --s 100 --tau 16 --kd
 Data (never downloaded): under --root, mini-imagenet/images/ with Ravi & Larochelle's
 train/val/test.csv, or one folder per split with a folder per class; see
 tg_cnn2gnn.data.MiniImageNet.
+
+Settings: configs/mini-imagenet/main.yaml (flags override it; --config adds another file).
 """
 import sys
+from pathlib import Path
 
-from tg_cnn2gnn.pipeline import example_main
+from tg_cnn2gnn.cli import example_main
 
-DEFAULTS = dict(teacher="resnet34", teacher_epochs=200, teacher_lr=0.05, augment="teacher", epochs=200, s=50,
-                head_hidden=(512, 256), hidden=256, batch_size=100, lr=0.01, alpha=1.0, tau=4.0,
-                mechanisms=("bank", "batch"), seed=0)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "mini-imagenet" / "main.yaml"
 
 if __name__ == "__main__":
-    sys.exit(example_main("mini-imagenet", DEFAULTS, description=__doc__))
+    sys.exit(example_main(CONFIG, description=__doc__))

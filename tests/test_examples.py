@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tg_cnn2gnn.pipeline import Settings, validate
+from tg_cnn2gnn.run.config import Settings, validate
+from tg_cnn2gnn.run.configfile import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = {"fashion-mnist": "fashion_mnist.py", "digits": "digits.py", "cifar10": "cifar10.py",
@@ -60,11 +61,12 @@ def test_every_dataset_has_an_example_with_valid_defaults():
     assert (EXAMPLES / "closed_form_graph.py").is_file()
     for dataset, script in SCRIPTS.items():
         module = runpy.run_path(str(EXAMPLES / script), run_name="not_main")
-        settings = validate(Settings(dataset=dataset, **module["DEFAULTS"]))
+        settings = validate(Settings(**load_config(module["CONFIG"], "example")))
+        assert settings.dataset == dataset and module["CONFIG"].name == "main.yaml"
         assert settings.mechanisms == ("bank", "batch") and settings.seed == 0
         assert module["__doc__"] and f"examples/{script}" in module["__doc__"]
-    paper = validate(Settings(dataset="cifar100", **runpy.run_path(str(EXAMPLES / "cifar100.py"),
-                                                                  run_name="not_main")["DEFAULTS"]))
+    paper = validate(Settings(**load_config(runpy.run_path(str(EXAMPLES / "cifar100.py"),
+                                                           run_name="not_main")["CONFIG"], "example")))
     assert (paper.s, paper.epochs, paper.batch_size, paper.lr, paper.head_hidden) == (50, 200, 100, 0.01, (512, 256))
 
 

@@ -14,11 +14,14 @@ flag's type (lists for ``head-hidden`` and ``mechanisms``). Keys may also sit in
 section named after the subcommand (``[distill]`` in TOML, ``distill:`` in YAML), which
 overrides the top level. Flags given on the command line override the file; the file
 overrides the built-in defaults (the paper's settings, see
-:class:`tg_cnn2gnn.pipeline.Settings`).
+:class:`tg_cnn2gnn.run.config.Settings`); ``configs/<dataset>/main.yaml`` and ``paper.yaml``
+are ready-made files. ``--method kd|dkd|ce`` and ``--student mlp`` run the paper's
+baselines through the same run directory.
 
 Each run writes a run directory (``--out``, default ``runs/<dataset>``) with checkpoints,
 ``metrics.csv``, ``summary.json``, ``table.md`` and ``training_curves.png`` (see
-:mod:`tg_cnn2gnn.pipeline`). Bad names or values are reported in one line on stderr with
+:mod:`tg_cnn2gnn.run.rundir`). The commands themselves live in :mod:`tg_cnn2gnn.run`;
+this module only spells their flags. Bad names or values are reported in one line on stderr with
 exit code 2; set ``CNN2GNN_DEBUG=1`` to see the full traceback instead.
 """
 from __future__ import annotations
@@ -31,8 +34,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from tg_cnn2gnn.pipeline import (MECHANISM_NAMES, SETTING_FIELDS, WHICH_CHOICES, Settings, SettingsError,
-                                 coerce)
+from tg_cnn2gnn.run.config import (MECHANISM_NAMES, SETTING_FIELDS, WHICH_CHOICES, Settings, SettingsError,
+                                   coerce)
+from tg_cnn2gnn.run.configfile import load_config
 
 PROG = "cnn2gnn"
 
@@ -40,21 +44,21 @@ DATA_OPTIONS = ("dataset", "root", "download", "check_integrity", "subset", "tes
                 "split_seed")
 TEACHER_OPTIONS = ("teacher", "teacher_width", "teacher_epochs", "teacher_batch_size", "teacher_optimizer",
                    "teacher_lr", "teacher_weight_decay", "augment", "scheduler")
-MODEL_OPTIONS = ("s", "head_form", "head_hidden", "embedding_channels", "hidden", "conv", "num_layers",
+MODEL_OPTIONS = ("student", "s", "head_form", "head_hidden", "embedding_channels", "hidden", "conv", "num_layers",
                  "dropout")
-DISTILL_OPTIONS = ("alpha", "tau", "kd_scale", "relation_weight", "epochs", "batch_size", "optimizer", "lr",
-                   "momentum", "weight_decay", "cache_teacher_logits")
+DISTILL_OPTIONS = ("method", "alpha", "tau", "kd_scale", "relation_weight", "dkd_alpha", "dkd_beta", "warmup_epochs",
+                   "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "cache_teacher_logits")
 EVAL_OPTIONS = ("mechanisms", "val_mechanism", "bank_size", "eval_batch_size", "eval_seed", "measure")
 RUN_OPTIONS = ("out", "seed", "device", "threads", "resume", "progress")
 
-TRAIN_TEACHER_OPTIONS = DATA_OPTIONS + TEACHER_OPTIONS + ("measure", "out", "seed", "device", "threads",
-                                                          "progress")
-DISTILL_ALL_OPTIONS = (DATA_OPTIONS + TEACHER_OPTIONS + ("teacher_checkpoint",) + MODEL_OPTIONS + DISTILL_OPTIONS
-                       + EVAL_OPTIONS + RUN_OPTIONS)
+TRAIN_TEACHER_OPTIONS = DATA_OPTIONS + TEACHER_OPTIONS + ("retrain_teacher", "measure", "out", "seed", "device",
+                                                          "threads", "progress")
+DISTILL_ALL_OPTIONS = (DATA_OPTIONS + TEACHER_OPTIONS + ("teacher_checkpoint", "retrain_teacher") + MODEL_OPTIONS
+                       + DISTILL_OPTIONS + EVAL_OPTIONS + RUN_OPTIONS)
 #: Options of the example scripts (``examples/<dataset>.py``): everything but the dataset.
 EXAMPLE_OPTIONS = tuple(o for o in DISTILL_ALL_OPTIONS if o != "dataset")
 
-GROUPS = (("data", DATA_OPTIONS), ("teacher", TEACHER_OPTIONS + ("teacher_checkpoint",)),
+GROUPS = (("data", DATA_OPTIONS), ("teacher", TEACHER_OPTIONS + ("teacher_checkpoint", "retrain_teacher")),
           ("student model", MODEL_OPTIONS), ("distillation", DISTILL_OPTIONS), ("evaluation", EVAL_OPTIONS),
           ("run", RUN_OPTIONS))
 
@@ -142,52 +146,11 @@ def make_parser_for(names: Sequence[str], defaults: dict[str, Any], *, prog: str
     return parser
 
 
-# ------------------------------------------------------------------------------------- config files
-def load_config(path: str | os.PathLike, command: str | None = None) -> dict[str, Any]:
-    """Read a YAML or TOML settings file: ``{key: value}`` with the top level, then the
-    section named ``command`` (if any) on top. Other subcommands' sections are ignored."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise SettingsError(f"--config={path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            import tomllib
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
-        elif suffix in (".yaml", ".yml"):
-            import yaml
-            with open(path, encoding="utf-8") as f:
-                data = yaml.safe_load(f)
-        else:
-            raise SettingsError(f"--config={path}: unknown file type {suffix or '(none)'!r}; use .yaml, .yml or "
-                                ".toml")
-    except SettingsError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any parse error -> one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SettingsError(f"--config={path}: cannot parse it ({type(e).__name__}: {first})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SettingsError(f"--config={path}: the file must hold a mapping of settings, got {type(data).__name__}")
-    commands = {"train-teacher", "train_teacher", "distill", "evaluate", "benchmark", "example"}
-    out = {str(k).replace("-", "_"): v for k, v in data.items() if not (isinstance(v, dict) and k in commands)}
-    if command is not None:
-        for key in (command, command.replace("-", "_")):
-            section = data.get(key)
-            if isinstance(section, dict):
-                out.update({str(k).replace("-", "_"): v for k, v in section.items()})
-    for key in out:
-        if key not in SETTING_FIELDS and key != "which":
-            raise SettingsError(f"unknown setting {key!r} in {path}; valid settings: {', '.join(SETTING_FIELDS)}")
-    return out
-
-
+# ------------------------------------------------------------------------------------- settings
 def build_settings(parser: argparse.ArgumentParser, argv: Sequence[str], command: str | None = None,
                    ) -> Settings:
     """Parse ``argv`` with ``--config`` applied under the flags; return validated-type :class:`Settings`
-    (ranges and names are checked later by :func:`tg_cnn2gnn.pipeline.validate`)."""
+    (ranges and names are checked later by :func:`tg_cnn2gnn.run.config.validate`)."""
     args = parser.parse_args(argv)
     if args.config:
         config = load_config(args.config, command)
@@ -307,8 +270,8 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
 
 # ------------------------------------------------------------------------------------- commands
 def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
-    from tg_cnn2gnn.pipeline import _read_json, evaluate_run
     from tg_cnn2gnn.report import fmt_acc
+    from tg_cnn2gnn.run.commands import evaluate_run, reference_accuracies
     if args.config:
         cfg = load_config(args.config, "evaluate")
         allowed = {"mechanisms", "which", "root", "bank_size", "eval_batch_size", "eval_seed", "device", "threads"}
@@ -318,16 +281,12 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser, arg
         args = parser.parse_args(argv)
     result = evaluate_run(args.run, mechanisms=args.mechanisms, which=args.which, root=args.root,
                           bank_size=args.bank_size, eval_batch_size=args.eval_batch_size, eval_seed=args.eval_seed,
-                          device=args.device, threads=args.threads)
-    ref: dict[str, Any] = {}
-    summary_path = Path(result["run_dir"]) / "summary.json"
-    ckpt = Path(result["checkpoint"]).name
-    if summary_path.is_file() and ckpt in ("checkpoint.pt", "best.pt"):
-        try:
-            acc = _read_json(summary_path)["student"]["test_acc"]
-            ref = acc.get("last" if ckpt == "checkpoint.pt" else "best_val", {}) or {}
-        except (KeyError, TypeError, ValueError, OSError):
-            ref = {}
+                          device=args.device, threads=args.threads, log=lambda m: print(m, file=sys.stderr))
+    try:
+        ref = reference_accuracies(result)
+    except SettingsError as e:   # a damaged summary.json: the result is still shown
+        print(f"{PROG} evaluate: warning: {e}", file=sys.stderr)
+        ref = {}
     epoch = result.get("epoch")
     print(f"{result['checkpoint']} (epoch {epoch + 1 if isinstance(epoch, int) else '?'}), "
           f"{result['n_test']} test images, bank of {result['bank_size']} (seed {result['eval_seed']})")
@@ -374,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_benchmark(args)
         if cmd == "evaluate":
             return _cmd_evaluate(args, subs["evaluate"], sub_argv)
-        from tg_cnn2gnn.pipeline import run_distill, run_train_teacher
+        from tg_cnn2gnn.run.commands import run_distill, run_train_teacher
         settings = build_settings(subs[cmd], sub_argv, cmd)
         if cmd == "train-teacher":
             run_train_teacher(settings)
@@ -395,6 +354,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("CNN2GNN_DEBUG"):
             raise
         return fail(prog, e, code=1)
+
+
+# ------------------------------------------------------------------------------------- examples
+def example_main(config: str | os.PathLike, argv: Sequence[str] | None = None, *,
+                 description: str | None = None) -> int:
+    """Entry point of ``examples/<dataset>.py``: teacher -> distillation -> evaluation with the
+    settings of ``config`` (a YAML/TOML file naming the dataset), overridable by flags and
+    by ``--config``; prints the teacher-vs-student table. Returns the exit code (2 for bad
+    settings or missing data, with one line on stderr)."""
+    from tg_cnn2gnn.run.commands import run_distill
+    config = Path(config)
+    prog = os.path.basename(sys.argv[0]) if argv is None else f"examples/{config.parent.name.replace('-', '_')}.py"
+    try:
+        defaults = {k: v for k, v in load_config(config, "example").items() if k in SETTING_FIELDS}
+        if "dataset" not in defaults:
+            raise SettingsError(f"config file {config}: names no dataset")
+        parser = make_parser_for(EXAMPLE_OPTIONS, defaults, prog=prog, description=description)
+        settings = build_settings(parser, list(sys.argv[1:] if argv is None else argv), "distill")
+        summary = run_distill(settings)
+    except (SettingsError, FileNotFoundError, ValueError, TypeError) as e:
+        return fail(prog, e)
+    print()
+    print(summary["table"])
+    return 0
 
 
 if __name__ == "__main__":

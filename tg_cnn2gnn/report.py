@@ -1,4 +1,4 @@
-"""Tables and plots of a CNN2GNN run (used by :mod:`tg_cnn2gnn.pipeline` and the command line).
+"""Tables and plots of a CNN2GNN run (written through :class:`tg_cnn2gnn.run.rundir.RunDir`).
 
 * :func:`make_table` -- the teacher-vs-student Markdown table of a run's ``summary.json``.
 * :func:`plot_curves` -- ``training_curves.png``: loss and accuracy per epoch from the run's
@@ -57,8 +57,15 @@ def make_table(summary: dict[str, Any]) -> str:
     last, best = acc.get("last", {}), acc.get("best_val", {})
     settings = summary.get("settings", {})
     hw = summary.get("hardware", {})
+    method = settings.get("method", "cnn2gnn")
+    mlp = settings.get("student", "gnn") == "mlp"
+    label = {"cnn2gnn": "CNN2GNN", "kd": "KD", "dkd": "DKD", "ce": "CE"}.get(method, str(method))
+    if mlp or method != "cnn2gnn":
+        label += "-MLP" if mlp else "-GNN"
+    kind = "MLP" if mlp else "GNN"
     lines = [
-        f"### CNN2GNN on {summary['dataset']}: teacher vs distilled GNN student",
+        f"### {label} on {summary['dataset']}: teacher vs {'distilled' if method != 'ce' else 'trained'} "
+        f"{kind} student",
         "",
         "| model | test acc (last epoch) | test acc (best-val epoch) | parameters | FLOPs / sample "
         "| CPU latency / sample, batch of 1 | CPU latency / sample, batched |",
@@ -69,8 +76,8 @@ def make_table(summary: dict[str, Any]) -> str:
             f"| teacher: {t['name']} | {fmt_acc(t.get('test_acc'))} | – | {fmt_count(t.get('params'))} "
             f"| {fmt_count(t.get('flops_per_sample'))} | {fmt_ms(t.get('latency_ms_batch1'))} "
             f"| {fmt_ms(t.get('latency_ms_batched'))} (batches of {t.get('latency_batch_size', '–')}) |")
-    params = (f"{fmt_count(st.get('params_total'))} (head + GNN); GNN alone "
-              f"{fmt_count(st.get('params_student'))}")
+    params = (f"{fmt_count(st.get('params_total'))} (MLP)" if mlp else
+              f"{fmt_count(st.get('params_total'))} (head + GNN); GNN alone {fmt_count(st.get('params_student'))}")
     for mech in (settings.get("mechanisms") or list(last)):
         flops = (st.get("flops") or {}).get(mech, {})
         lat = (st.get("latency_ms") or {}).get(mech, {})
@@ -86,7 +93,7 @@ def make_table(summary: dict[str, Any]) -> str:
         one_txt = fmt_ms(one) if one is not None else ("– (needs >= 3 samples)" if mech in ("batch", "direct")
                                                        else "–")
         lines.append(
-            f"| CNN2GNN student, {MECHANISM_LABELS.get(mech, mech)} | {fmt_acc(last.get(mech))} "
+            f"| {label} student, {MECHANISM_LABELS.get(mech, mech) if not mlp else mech + ' (same for every mechanism)'} | {fmt_acc(last.get(mech))} "
             f"| {fmt_acc(best.get(mech))} | {params} | {f_txt} | {one_txt} | {b_txt} |")
     n_val = summary.get("n_val")
     lines += [
@@ -99,13 +106,16 @@ def make_table(summary: dict[str, Any]) -> str:
         src = t.get("source")
         how = {"trained": "trained in this run", "cached": "reused from this run directory (trained earlier)",
                "checkpoint": f"loaded from {t.get('path')}"}.get(src, str(src))
-        lines.append(f"- Teacher: {t['name']} (final weights), {settings.get('teacher_epochs')} epoch(s) "
-                     f"{settings.get('teacher_optimizer')} lr {settings.get('teacher_lr')}, batch "
-                     f"{settings.get('teacher_batch_size')}; {how}.")
+        tw = t.get("trained_with") or settings   # a reused teacher: the settings it was trained with
+        lines.append(f"- Teacher: {t['name']} (final weights), {tw.get('teacher_epochs')} epoch(s) "
+                     f"{tw.get('teacher_optimizer')} lr {tw.get('teacher_lr')}, batch "
+                     f"{tw.get('teacher_batch_size')}; {how}.")
+    model_txt = (f"{st.get('num_layers')}-layer MLP (hidden {settings.get('hidden')}), method {method}" if mlp else
+                 f"{st.get('head_form')} graph head {tuple(settings.get('head_hidden', ()))} + "
+                 f"{st.get('num_layers')}-layer {str(st.get('conv', '')).upper()} (hidden {settings.get('hidden')}), "
+                 f"s = {st.get('s')}" + (f", method {method}" if method != "cnn2gnn" else ""))
     lines.append(
-        f"- Student: {st.get('head_form')} graph head {tuple(settings.get('head_hidden', ()))} + "
-        f"{st.get('num_layers')}-layer {str(st.get('conv', '')).upper()} (hidden {settings.get('hidden')}), "
-        f"s = {st.get('s')}, batch {settings.get('batch_size')}, {settings.get('epochs')} epoch(s) "
+        f"- Student: {model_txt}, batch {settings.get('batch_size')}, {settings.get('epochs')} epoch(s) "
         f"{settings.get('optimizer')} lr {settings.get('lr')} ({settings.get('scheduler')}), alpha = "
         f"{settings.get('alpha')}, tau = {settings.get('tau')} "
         f"(KL x {'tau^2' if settings.get('kd_scale') == 'tau2' else '1'}); "

@@ -1,13 +1,16 @@
-"""Settings validation, data preparation, cost measures and the teacher-vs-student table."""
+"""Settings validation, data preparation, cost measures and the teacher-vs-student table
+(moved from tests/test_pipeline.py with the code it tests)."""
 import csv
 
 import pytest
 import torch
 
 from tg_cnn2gnn.data import DATASETS
-from tg_cnn2gnn.pipeline import (Settings, SettingsError, build_student_model, build_teacher_model, coerce,
-                                 count_flops, load_data, measure_student, measure_teacher, teacher_fingerprint,
-                                 validate)
+from tg_cnn2gnn.run.config import Settings, SettingsError, coerce, validate
+from tg_cnn2gnn.run.data import load_data
+from tg_cnn2gnn.run.factories import build_student_model, build_teacher_model
+from tg_cnn2gnn.run.measure import count_flops, measure_student, measure_teacher
+from tg_cnn2gnn.run.teacher_cache import teacher_fingerprint
 from tg_cnn2gnn.report import fmt_acc, fmt_count, fmt_ms, make_table, plot_curves
 from tg_cnn2gnn.teachers import TEACHERS
 
@@ -216,7 +219,7 @@ def test_relation_weight_setting_reaches_the_distiller(monkeypatch, tmp_path):
     assert Settings().relation_weight == 0.0                       # the paper's objective by default
     with pytest.raises(SettingsError, match=r"--relation-weight=-0.5: must be >= 0"):
         validate(Settings(relation_weight=-0.5))
-    import tg_cnn2gnn.pipeline as pipeline
+    from tg_cnn2gnn.run import commands
     seen = {}
 
     class Stop(Exception):
@@ -230,7 +233,7 @@ def test_relation_weight_setting_reaches_the_distiller(monkeypatch, tmp_path):
             raise Stop
     monkeypatch.setattr(distill, "HeteroDistiller", Spy)           # run_distill imports it from here
     with pytest.raises(Stop):
-        pipeline.run_distill(Settings(dataset="digits", teacher_epochs=1, epochs=1, s=5, relation_weight=0.25,
+        commands.run_distill(Settings(dataset="digits", teacher_epochs=1, epochs=1, s=5, relation_weight=0.25,
                                       head_hidden=(16,), hidden=16, out=str(tmp_path), measure=False,
                                       progress=False), log=lambda *_: None)
     assert seen["relation_weight"] == 0.25

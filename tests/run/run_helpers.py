@@ -1,0 +1,21 @@
+"""Helpers of the run-layer tests: the command line in-process, tiny digits settings."""
+import contextlib
+import io
+
+from tg_cnn2gnn.cli import main
+
+#: a tiny but complete digits run (teacher, validation split, both mechanisms), seconds on a CPU
+TINY = ["--dataset", "digits", "--subset", "400", "--test-subset", "100", "--teacher-width", "4",
+        "--teacher-epochs", "1", "--epochs", "2", "--s", "3", "--batch-size", "40", "--head-hidden", "16",
+        "--hidden", "16", "--bank-size", "20", "--eval-batch-size", "20", "--threads", "1", "--no-measure"]
+
+
+def cli(argv):
+    """``cnn2gnn argv`` in-process -> (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in argv])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    return code, out.getvalue(), err.getvalue()

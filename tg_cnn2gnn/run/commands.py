@@ -1,0 +1,233 @@
+"""The commands of a run: ``train-teacher``, ``distill`` (with its resume check) and
+``evaluate``. The command line (:mod:`tg_cnn2gnn.cli`), the examples and programs call these.
+
+Programmatic use::
+
+    from tg_cnn2gnn.run import Settings, run_distill, evaluate_run
+    summary = run_distill(Settings(dataset="digits", teacher_epochs=3, epochs=5, s=10, out="runs/digits"))
+    evaluate_run("runs/digits", mechanisms=("bank",))
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tg_cnn2gnn.run.config import RESUME_SAFE, WHICH_CHOICES, Settings, SettingsError, settings_diff, validate
+from tg_cnn2gnn.run.data import load_data
+from tg_cnn2gnn.run.factories import build_student_model, method_label, needs_teacher, train_student
+from tg_cnn2gnn.run.measure import hardware, measure_student, measure_teacher, student_accuracy
+from tg_cnn2gnn.run.rundir import RunDir
+from tg_cnn2gnn.run.teacher_cache import obtain_teacher, teacher_fingerprint
+from tg_cnn2gnn.run.util import device_of
+from tg_cnn2gnn.run.util import threads as torch_threads
+
+Log = Callable[[str], None]
+
+
+def check_resume(settings: Settings, run_dir: RunDir) -> None:
+    """Refuse ``--resume`` when a setting that alters the data, the model, the loss or the
+    evaluation differs from the interrupted run's ``settings.json`` (all differences listed).
+    Nothing to check when the run has no checkpoint yet (the distillation starts afresh)."""
+    if not settings.resume or not run_dir.checkpoint.is_file() or not run_dir.settings_json.is_file():
+        return
+    old, command = run_dir.read_settings()
+    if command not in (None, "distill"):
+        return
+    diffs = settings_diff(old, settings, ignore=RESUME_SAFE)
+    if diffs:
+        raise SettingsError(f"--resume refused: {run_dir.settings_json} was distilled with other settings that "
+                            f"alter the model, the loss or the evaluation ({'; '.join(diffs)}); resume with the "
+                            "same settings, or distill into another --out")
+
+
+def run_train_teacher(settings: Settings, log: Log = print) -> dict[str, Any]:
+    """``cnn2gnn train-teacher``: train the teacher of ``settings`` in ``run_dir/teacher``
+    (kept when the one there was trained with exactly these settings, unless
+    ``retrain_teacher``), test it, measure it, write ``teacher/teacher_summary.json``."""
+    from tg_cnn2gnn.distill import accuracy
+    from tg_cnn2gnn.report import fmt_count, fmt_ms
+    settings = validate(settings, command="train-teacher")
+    start = time.perf_counter()
+    run_dir = RunDir.of(settings)
+    with torch_threads(settings.threads):
+        data = load_data(settings)
+        run_dir.teacher_dir.mkdir(parents=True, exist_ok=True)
+        # a teacher trained with exactly these settings is kept; any other is replaced
+        same = (not settings.retrain_teacher and run_dir.has_teacher() and run_dir.teacher_settings.is_file()
+                and run_dir.read_teacher_settings() == teacher_fingerprint(settings))
+        teacher, tinfo = obtain_teacher(settings.replace(teacher_checkpoint=None, retrain_teacher=not same), data,
+                                        run_dir, log=log)
+        dev = device_of(settings)
+        teacher.to(dev)
+        acc = accuracy(teacher, data.x_test, data.y_test, device=dev)
+        meas = measure_teacher(teacher, data.x_test, latency=settings.measure)
+        tinfo = {k: v for k, v in tinfo.items() if k != "trained_with"}
+        summary = {"command": "train-teacher", "dataset": settings.dataset, "teacher": settings.teacher,
+                   "test_acc": acc, **tinfo, **meas, "n_train": data.n_train, "n_val": data.n_val,
+                   "n_test": data.n_test, "wall_time_s": time.perf_counter() - start, "hardware": hardware(),
+                   "settings": teacher_fingerprint(settings)}
+        prev = run_dir.read_teacher_summary() if run_dir.teacher_summary.is_file() else {}
+        run_dir.write_teacher_summary({**prev, **summary}, log)
+        run_dir.plot(teacher_only=True, log=log)
+    log(f"teacher {settings.teacher}: test accuracy {acc:.4f} ({data.n_test} test images); "
+        f"{fmt_count(meas['params'])} parameters, {fmt_count(meas['flops_per_sample'])} FLOPs / sample"
+        + (f", CPU latency {fmt_ms(meas['latency_ms_batch1'])} / sample (batch of 1)" if settings.measure else "")
+        + f"; files in {run_dir.teacher_dir}")
+    return summary
+
+
+def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
+    """``cnn2gnn distill`` and the examples: teacher (loaded, the run directory's, or trained)
+    -> student training with ``method`` -> test accuracy under ``mechanisms`` (last and
+    best-validation epoch) -> parameters, FLOPs, latency -> ``summary.json``, ``table.md``,
+    ``training_curves.png`` (see :mod:`tg_cnn2gnn.run.rundir`). Returns the summary, with
+    the table under ``"table"``."""
+    from tg_cnn2gnn.distill import accuracy
+    from tg_cnn2gnn.report import make_table
+    s = validate(settings, command="distill")
+    start = time.perf_counter()
+    run_dir = RunDir.of(s)
+    with torch_threads(s.threads):
+        check_resume(s, run_dir)
+        data = load_data(s)
+        run_dir.write_settings(s, "distill")
+        log(f"run directory: {run_dir}")
+        log(f"data: {s.dataset}, {data.n_train} train / {data.n_val} validation / {data.n_test} test images")
+        teacher, tinfo = (obtain_teacher(s, data, run_dir, log) if needs_teacher(s)
+                          else (None, {"source": f"none ({'method ce' if s.method == 'ce' else 'alpha = 0'})",
+                                       "path": None, "train_time_s": None}))
+        t_teacher_done = time.perf_counter()
+        import torch
+        torch.manual_seed(s.seed)
+        model = build_student_model(s, data.n_train, data.in_features, data.info.num_classes)
+        log(f"distillation ({method_label(s)}): {s.epochs} epoch(s), batch {s.batch_size}, s = {s.s}, "
+            f"alpha = {s.alpha}, tau = {s.tau} ({s.kd_scale}), {s.optimizer} lr {s.lr}")
+        dsum = train_student(s, data, teacher, model, run_dir.path, log=log)
+        dev = torch.device(dsum["device"])
+        teacher_acc = dsum.get("teacher_test_acc")
+        if teacher is not None and teacher_acc is None:
+            teacher_acc = accuracy(teacher, data.x_test, data.y_test, device=dev)
+        log("measuring parameters, FLOPs and latency" if s.measure else "counting parameters and FLOPs")
+        smeas = measure_student(model, data.train_features, data.x_test, mechanisms=list(s.mechanisms),
+                                bank_size=s.bank_size, eval_batch_size=s.eval_batch_size, seed=s.eval_seed,
+                                latency=s.measure)
+        tmeas = measure_teacher(teacher, data.x_test, latency=s.measure) if teacher is not None else None
+        summary: dict[str, Any] = {
+            "command": "distill", "dataset": s.dataset, "method": s.method, "student_kind": s.student,
+            "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test,
+            "teacher": None if teacher is None else {"name": s.teacher, "test_acc": teacher_acc, **tinfo, **tmeas},
+            "student": {
+                "head_form": s.head_form if s.student == "gnn" else None, "conv": s.conv, "num_layers": s.num_layers,
+                "s": s.s, "test_acc": dsum.get("test", {}), "best_epoch": dsum.get("best_epoch"),
+                "best_val_acc": dsum.get("best_val_acc"), "last_val_acc": dsum.get("last_val_acc"),
+                "train_time_s": dsum["train_time_s"],
+                "mean_train_time_per_epoch_s": dsum.get("mean_train_time_per_epoch"), **smeas,
+            },
+            "wall_time_s": None,  # filled below
+            "teacher_stage_time_s": t_teacher_done - start,
+            "hardware": hardware(),
+            "device": str(dev),
+            "settings": s.to_dict(),
+            "distill": {k: v for k, v in dsum.items() if k not in ("history", "train_time_s")},
+        }
+        summary["wall_time_s"] = time.perf_counter() - start
+        table = make_table(summary)
+        run_dir.write_summary(summary, log)
+        run_dir.write_table(table, log)
+        run_dir.plot(teacher=tinfo.get("source") == "trained" or run_dir.teacher_metrics.is_file(), log=log)
+    summary["table"] = table
+    return summary
+
+
+def find_run(path: Path) -> tuple[RunDir, Path]:
+    """``(run_dir, checkpoint file)`` for a run directory or a checkpoint file inside one."""
+    if path.is_dir():
+        return RunDir(path), path / RunDir.CHECKPOINT
+    if path.is_file():
+        for parent in (path.parent, path.parent.parent):
+            if (parent / RunDir.SETTINGS).is_file():
+                return RunDir(parent), path
+        raise SettingsError(f"no settings.json next to {str(path)!r} (or in its parent folder): evaluate needs "
+                            "the run directory written by `cnn2gnn distill`")
+    raise SettingsError(f"{str(path)!r} does not exist (give a run directory or a checkpoint file in one)")
+
+
+def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,
+                 root: str | None = None, bank_size: int | None = None, eval_batch_size: int | None = None,
+                 eval_seed: int | None = None, device: str | None = None, threads: int | None = None,
+                 write: bool = True, log: Log = print) -> dict[str, Any]:
+    """Test accuracy of a distilled student from its run directory (``cnn2gnn evaluate``).
+
+    The model is rebuilt from ``settings.json``; the weights come from ``checkpoint.pt``
+    (``which="last"``, default) or ``best.pt`` (``"best"``), or from the checkpoint file
+    given as ``path``. The data (subset, validation split, bank) are those of the run, so
+    the result reproduces ``summary.json``'s ``student.test_acc`` for the same mechanism
+    and settings. Writes ``evaluate.json`` when ``write`` (a read-only run directory gives
+    a warning; the result is returned all the same).
+
+    Returns:
+        ``{"mechanisms": {name: accuracy}, "checkpoint": path, ...}``.
+    """
+    from tg_cnn2gnn.distill import CheckpointError, load_checkpoint
+    run_dir, ckpt = find_run(Path(path).expanduser())
+    if which is not None:
+        if which not in WHICH_CHOICES:
+            raise SettingsError(f"--which={which}: unknown value; valid values: {', '.join(WHICH_CHOICES)}")
+        if Path(path).is_dir():
+            ckpt = run_dir.best if which == "best" else run_dir.checkpoint
+    settings, _ = run_dir.read_settings()
+    changes: dict[str, Any] = {}
+    for name, value in (("root", root), ("bank_size", bank_size), ("eval_batch_size", eval_batch_size),
+                        ("eval_seed", eval_seed), ("device", device), ("threads", threads)):
+        if value is not None:
+            changes[name] = value
+    if mechanisms is not None:
+        changes["mechanisms"] = tuple(mechanisms)
+    settings = validate(settings.replace(**changes, teacher_checkpoint=None, resume=False, retrain_teacher=False),
+                        command="evaluate")
+    if not ckpt.is_file():
+        raise SettingsError(f"no student checkpoint {str(ckpt)!r}: the run has not finished a distillation "
+                            "epoch (run `cnn2gnn distill` first)")
+    with torch_threads(settings.threads):
+        obj = load_checkpoint(ckpt, map_location="cpu")
+        kind = obj.get("kind")
+        if kind not in ("distiller", "distiller-best"):
+            raise CheckpointError(f"checkpoint file {str(ckpt)!r} is a {kind!r} checkpoint, expected a student "
+                                  "checkpoint (checkpoint.pt or best.pt of a distillation run)")
+        data = load_data(settings)
+        model = build_student_model(settings, data.n_train, data.in_features, data.info.num_classes)
+        try:
+            model.load_state_dict(obj["model"])
+        except (RuntimeError, KeyError, TypeError) as e:
+            raise CheckpointError(f"checkpoint file {str(ckpt)!r} does not fit the model of "
+                                  f"{run_dir.settings_json} ({str(e).splitlines()[0][:200]})") from None
+        model.to(device_of(settings)).eval()
+        accs = {mech: student_accuracy(model, data.x_test, data.y_test, mechanism=mech, train_x=data.train_features,
+                                       batch_size=settings.eval_batch_size, bank_size=settings.bank_size,
+                                       seed=settings.eval_seed)
+                for mech in settings.mechanisms}
+    epoch = obj.get("epoch")
+    result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "epoch": epoch if isinstance(epoch, int) else None,
+              "mechanisms": accs, "n_test": data.n_test, "bank_size": settings.bank_size,
+              "eval_batch_size": settings.eval_batch_size, "eval_seed": settings.eval_seed}
+    if write:
+        run_dir.write_evaluate(result, log)
+    return result
+
+
+def reference_accuracies(result: dict[str, Any]) -> dict[str, float]:
+    """The accuracies ``summary.json`` recorded for the checkpoint ``evaluate`` used (``{}``
+    when there is no summary or the checkpoint is not the run's last/best)."""
+    run_dir = RunDir(result["run_dir"])
+    name = Path(result["checkpoint"]).name
+    if not run_dir.summary_json.is_file() or name not in (RunDir.CHECKPOINT, RunDir.BEST):
+        return {}
+    summary = run_dir.read_summary()
+    where = run_dir.summary_json
+    student = RunDir.get(summary, "student", dict, where, "an object with the student's results") or {}
+    acc = RunDir.get(student, "test_acc", dict, where, "an object of test accuracies") or {}
+    ref = RunDir.get(acc, "last" if name == RunDir.CHECKPOINT else "best_val", dict, where,
+                     "an object {mechanism: accuracy}") or {}
+    return {k: v for k, v in ref.items() if isinstance(v, (int, float))}

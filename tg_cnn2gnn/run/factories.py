@@ -1,0 +1,133 @@
+"""Models and training of a run: the teacher network, the student (``gnn`` or ``mlp``), and
+:func:`train_student`, the one adapter between the run layer and the distillers.
+
+Every distiller is built inside :func:`train_student` (``method``: ``cnn2gnn``, ``kd``,
+``dkd``, ``ce``), so the command line, the examples and the benchmarks train students the
+same way and a change of the distillation API touches this one function.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from torch import Tensor, nn
+
+from tg_cnn2gnn.run.config import Settings
+from tg_cnn2gnn.run.data import RunData
+from tg_cnn2gnn.run.util import epoch_printer, quiet, train_device
+
+
+def build_teacher_model(settings: Settings, info: Any) -> nn.Module:
+    """The (randomly initialised) teacher of ``settings`` for dataset ``info``
+    (``settings.teacher``; ``teacher_width`` for ``simple-cnn``)."""
+    from tg_cnn2gnn.teachers import build_teacher
+    kwargs = {"width": settings.teacher_width} if settings.teacher_width is not None else {}
+    return build_teacher(settings.teacher, info.num_classes, in_channels=info.channels,
+                         image_size=info.image_size, **kwargs)
+
+
+def build_student_model(settings: Settings, num_train: int, in_features: int, num_classes: int) -> nn.Module:
+    """The student of ``settings``.
+
+    ``student="gnn"``: :class:`~tg_cnn2gnn.nn.CNN2GNN` = a :class:`~tg_cnn2gnn.nn.LearnedGraphHead`
+    (``head_form``, ``head_hidden``, ``s``; anchor form with ``num_train`` outputs, one per
+    training sample) and a :class:`~tg_cnn2gnn.nn.GraphStudent` (``num_layers`` ``conv``
+    layers, ``hidden`` wide). ``sparse_grad=True`` is passed explicitly: the run layer trains
+    with the package's lazy optimiser, which takes the anchor head's row-sparse gradients.
+    ``student="mlp"``: :class:`~tg_cnn2gnn.baselines.MLPStudent` with the GNN's widths."""
+    s = settings
+    if s.student == "mlp":
+        from tg_cnn2gnn.baselines import MLPStudent
+        return MLPStudent(in_features, s.hidden, num_classes, num_layers=s.num_layers, dropout=s.dropout)
+    from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead
+    head = LearnedGraphHead(in_features, num_train=num_train if s.head_form == "anchor" else None, s=s.s,
+                            hidden_channels=tuple(s.head_hidden), form=s.head_form,
+                            embedding_channels=s.embedding_channels, sparse_grad=True)
+    student = GraphStudent(in_features, s.hidden, num_classes, num_layers=s.num_layers, conv=s.conv,
+                           dropout=s.dropout)
+    return CNN2GNN(head, student)
+
+
+def needs_teacher(settings: Settings) -> bool:
+    """Whether the method of ``settings`` reads a teacher (``ce`` and ``cnn2gnn`` with
+    ``alpha = 0`` and no relation term do not)."""
+    s = settings
+    if s.method in ("kd", "dkd"):
+        return True
+    if s.method == "ce":
+        return False
+    return s.alpha > 0 or s.relation_weight > 0
+
+
+def method_label(settings: Settings) -> str:
+    """``"CNN2GNN"``, ``"KD"``, ``"DKD"`` or ``"CE"`` with the student (``-MLP`` / ``-GNN``)."""
+    name = {"cnn2gnn": "CNN2GNN", "kd": "KD", "dkd": "DKD", "ce": "CE"}[settings.method]
+    if settings.method == "cnn2gnn" and settings.student == "gnn":
+        return name
+    return f"{name}-{settings.student.upper()}"
+
+
+def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, student: nn.Module,
+                  run_dir: str | Path | None, *, log: Callable[[str], None] = print,
+                  callbacks: Iterable[Callable[[int, dict], None]] | None = None, test: bool = True,
+                  **overrides: Any) -> dict[str, Any]:
+    """Distil ``teacher`` into ``student`` with the method of ``settings`` on ``data``'s
+    training part, validated on its validation part, tested (last and best-validation
+    weights, ``settings.mechanisms``) on its test split when ``test``.
+
+    Args:
+        run_dir: folder of the checkpoints and ``metrics.csv`` (``None``: nothing written).
+        callbacks: ``callback(epoch, row)`` after each epoch (default: one log line per epoch).
+        overrides: distiller ``fit`` arguments that replace the settings' (the benchmarks'
+            learning-rate grids and timing runs), e.g. ``lr=0.05``, ``epochs=2``.
+
+    Returns:
+        the distiller's summary (``best_epoch``, ``best_val_acc``, ``test`` = ``{"last": {mech:
+        acc}, "best_val": {...}}``, ``mean_train_time_per_epoch``, ``history``, ``device``, ...)
+        plus ``train_time_s`` (wall time of the whole fit).
+    """
+    from tg_cnn2gnn.distill import HeteroDistiller
+    s = settings
+    dev = train_device(s)
+    use_teacher = teacher if needs_teacher(s) else None
+    fit_extra: dict[str, Any] = {}
+    if s.method == "dkd":
+        from tg_cnn2gnn.baselines import DKDDistiller
+        if use_teacher is None:
+            raise ValueError("--method dkd needs a teacher")
+        distiller: Any = DKDDistiller(use_teacher, student, dkd_alpha=s.dkd_alpha, dkd_beta=s.dkd_beta, tau=s.tau,
+                                      device=dev, distributed=False)
+        fit_extra["warmup_epochs"] = s.warmup_epochs
+    elif s.method == "ce" or use_teacher is None:
+        distiller = HeteroDistiller(None, student, alpha=0.0, tau=s.tau, kd_scale=s.kd_scale, device=dev,
+                                    distributed=False)
+    else:  # cnn2gnn, kd: the same loss (CE + alpha KL); kd has no relation term (validated)
+        distiller = HeteroDistiller(use_teacher, student, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale,
+                                    relation_weight=s.relation_weight if s.method == "cnn2gnn" else 0.0,
+                                    device=dev, distributed=False)
+    augment = None
+    if s.augment == "all" and (data.info.crop_padding > 0 or data.info.hflip):
+        from tg_cnn2gnn.data import augment_batch
+
+        def augment(images: Tensor, _name: str = s.dataset) -> Tensor:
+            return augment_batch(images, _name)
+    epochs = overrides.get("epochs", s.epochs)
+    kwargs: dict[str, Any] = dict(
+        epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
+        weight_decay=s.weight_decay, scheduler=s.scheduler, val=data.val, val_fraction=None,
+        split_seed=s.split_seed, val_mechanism=s.val_mechanism,
+        test=(data.x_test, data.y_test) if test else None, test_mechanisms=tuple(s.mechanisms),
+        eval_batch_size=s.eval_batch_size, bank_size=min(s.bank_size, data.n_train), eval_seed=s.eval_seed,
+        cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
+        augment=augment, out_dir=run_dir, resume=s.resume, seed=s.seed, progress=s.progress, tensorboard=False,
+        callbacks=list(callbacks) if callbacks is not None else [epoch_printer(log, "distill", epochs)])
+    kwargs.update(fit_extra)
+    kwargs.update(overrides)
+    t0 = time.perf_counter()
+    with quiet():
+        summary = distiller.fit(data.x_train, data.y_train, **kwargs)
+    summary["train_time_s"] = time.perf_counter() - t0
+    summary["device"] = str(distiller.device)
+    summary["method"] = s.method
+    return summary
