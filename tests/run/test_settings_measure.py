@@ -227,11 +227,10 @@ def test_relation_weight_setting_reaches_the_distiller(monkeypatch, tmp_path):
 
     import tg_cnn2gnn.distill as distill
 
-    class Spy(distill.HeteroDistiller):
-        def __init__(self, *args, **kwargs):
-            seen.update(kwargs)
-            raise Stop
-    monkeypatch.setattr(distill, "HeteroDistiller", Spy)           # run_distill imports it from here
+    def spy(name, teacher, student, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+    monkeypatch.setattr(distill, "build_distiller", spy)           # train_student imports it from here
     with pytest.raises(Stop):
         commands.run_distill(Settings(dataset="digits", teacher_epochs=1, epochs=1, s=5, relation_weight=0.25,
                                       head_hidden=(16,), hidden=16, out=str(tmp_path), measure=False,

@@ -87,25 +87,23 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         acc}, "best_val": {...}}``, ``mean_train_time_per_epoch``, ``history``, ``device``, ...)
         plus ``train_time_s`` (wall time of the whole fit).
     """
-    from tg_cnn2gnn.distill import HeteroDistiller
+    from tg_cnn2gnn.distill import Trainer, build_distiller
+    from tg_cnn2gnn.run.config import RESUME_SAFE
     s = settings
-    dev = train_device(s)
     use_teacher = teacher if needs_teacher(s) else None
-    fit_extra: dict[str, Any] = {}
     if s.method == "dkd":
-        from tg_cnn2gnn.baselines import DKDDistiller
         if use_teacher is None:
             raise ValueError("--method dkd needs a teacher")
-        distiller: Any = DKDDistiller(use_teacher, student, dkd_alpha=s.dkd_alpha, dkd_beta=s.dkd_beta, tau=s.tau,
-                                      device=dev, distributed=False)
-        fit_extra["warmup_epochs"] = s.warmup_epochs
-    elif s.method == "ce" or use_teacher is None:
-        distiller = HeteroDistiller(None, student, alpha=0.0, tau=s.tau, kd_scale=s.kd_scale, device=dev,
-                                    distributed=False)
-    else:  # cnn2gnn, kd: the same loss (CE + alpha KL); kd has no relation term (validated)
-        distiller = HeteroDistiller(use_teacher, student, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale,
-                                    relation_weight=s.relation_weight if s.method == "cnn2gnn" else 0.0,
-                                    device=dev, distributed=False)
+        distiller = build_distiller("dkd", use_teacher, student, alpha=s.dkd_alpha, beta=s.dkd_beta, tau=s.tau,
+                                    warmup_epochs=s.warmup_epochs)
+    elif s.method == "ce":
+        distiller = build_distiller("ce", None, student)
+    elif s.method == "kd":
+        distiller = build_distiller("kd", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
+                                    tau=s.tau, kd_scale=s.kd_scale)
+    else:
+        distiller = build_distiller("cnn2gnn", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
+                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight)
     augment = None
     if s.augment == "all" and (data.info.crop_padding > 0 or data.info.hflip):
         from tg_cnn2gnn.data import augment_batch
@@ -113,21 +111,22 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         def augment(images: Tensor, _name: str = s.dataset) -> Tensor:
             return augment_batch(images, _name)
     epochs = overrides.get("epochs", s.epochs)
+    fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items() if k not in RESUME_SAFE}
     kwargs: dict[str, Any] = dict(
         epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
-        weight_decay=s.weight_decay, scheduler=s.scheduler, val=data.val, val_fraction=None,
-        split_seed=s.split_seed, val_mechanism=s.val_mechanism,
-        test=(data.x_test, data.y_test) if test else None, test_mechanisms=tuple(s.mechanisms),
+        weight_decay=s.weight_decay, scheduler=s.scheduler, val_mechanism=s.val_mechanism,
         eval_batch_size=s.eval_batch_size, bank_size=min(s.bank_size, data.n_train), eval_seed=s.eval_seed,
         cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
         augment=augment, out_dir=run_dir, resume=s.resume, seed=s.seed, progress=s.progress, tensorboard=False,
+        device=train_device(s), distributed=False, fingerprint=fingerprint,
         callbacks=list(callbacks) if callbacks is not None else [epoch_printer(log, "distill", epochs)])
-    kwargs.update(fit_extra)
     kwargs.update(overrides)
     t0 = time.perf_counter()
     with quiet():
-        summary = distiller.fit(data.x_train, data.y_train, **kwargs)
+        trainer = Trainer(distiller, **kwargs)
+        summary = trainer.fit((data.x_train, data.y_train), val=data.val,
+                              test=(data.x_test, data.y_test) if test else None,
+                              test_mechanisms=tuple(s.mechanisms))
     summary["train_time_s"] = time.perf_counter() - t0
-    summary["device"] = str(distiller.device)
     summary["method"] = s.method
     return summary
