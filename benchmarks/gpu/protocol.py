@@ -69,6 +69,8 @@ def get_teacher(s: api.Settings, gpu: dict[str, Any], data: api.RunData, budget_
         teacher.to(api._device(s))
         info = {"source": f"shards in {tdir}"}
     else:
+        if args.reuse_teacher:
+            log(f"WARNING: no teacher shards in {tdir}; training the teacher in this part instead")
         amp, aug = bool(gpu.get("teacher_amp", True)), s.augment != "none"
         step = api.time_teacher_steps(s, data, teacher, amp=amp, augment=aug, steps=4 if args.smoke else 12)
         n = int(data.train_idx.numel())
@@ -132,6 +134,34 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
             "settings": sr.to_dict()}
 
 
+def estimate(args: argparse.Namespace, log: Any) -> int:
+    """Time full-size teacher and student steps on this device (no training) and project
+    the protocol: seconds per epoch, 200 epochs per student, epochs that fit ``--budget-s``."""
+    out: dict[str, Any] = {"hardware": api.P.hardware(), "budget_s": args.budget_s}
+    paper, gpu_p = load_config(Path(args.paper), args.smoke, device=args.device, root=args.root)
+    data = api.load(paper)
+    n = int(data.train_idx.numel())
+    teacher = api.build_teacher(paper, data)
+    cpu = api._device(paper).type == "cpu"
+    step = api.time_teacher_steps(paper, data, teacher, amp=bool(gpu_p.get("teacher_amp", True)),
+                                  augment=paper.augment != "none", steps=2 if cpu else 12)
+    out["teacher"] = {"step_s": step, "epoch_s": step * -(-n // paper.teacher_batch_size),
+                      "epochs_configured": paper.teacher_epochs}
+    log(f"teacher {paper.teacher}: {step:.3f} s/step, ~{out['teacher']['epoch_s']:.0f} s/epoch")
+    for name, path in (("paper", args.paper), ("recommended", args.recommended)):
+        s, gpu = load_config(Path(path), args.smoke, device=args.device, root=args.root)
+        probe = api.time_distill_steps(s, data, teacher.to(api._device(s)), amp=str(gpu.get("distill_amp", "none")),
+                                       steps=10 if cpu else 30)
+        epoch_s = n // s.batch_size * probe["step_s"] + probe["val_s"]
+        out[name] = {**probe, "epoch_s": epoch_s, "epochs_200_s": 200 * epoch_s,
+                     "samples_per_s": s.batch_size / probe["step_s"]}
+        log(f"{name}: {probe['step_s'] * 1e3:.1f} ms/step ({s.batch_size / probe['step_s']:.0f} samples/s), "
+            f"val {probe['val_s']:.2f} s -> {epoch_s:.1f} s/epoch, 200 epochs {200 * epoch_s / 60:.1f} min; "
+            f"{int(args.budget_s // epoch_s)} epochs fit {args.budget_s:.0f} s")
+    api.write_json(Path(args.out) / "estimate.json", out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", nargs="+", type=int, default=[2, 3], choices=[2, 3])
@@ -144,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="extra seeds of part 3")
     ap.add_argument("--smoke", action="store_true", help="tiny setting (the configs' smoke block)")
     ap.add_argument("--device", default=None, help="override the configs' device (auto)")
+    ap.add_argument("--root", default=None, help="override the configs' data folder (data)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--estimate", action="store_true",
+                    help="only time the full-size steps on this device and project the protocol's time")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -157,19 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - clock.t0:6.1f} s] {msg}", flush=True)
         lines.append(msg)
 
+    if args.estimate:
+        return estimate(args, log)
     if 3 in args.parts and 2 not in args.parts:
         args.reuse_teacher = True
-    paper, gpu_p = load_config(Path(args.paper), args.smoke, device=args.device)
-    rec, gpu_r = load_config(Path(args.recommended), args.smoke, device=args.device)
+    paper, gpu_p = load_config(Path(args.paper), args.smoke, device=args.device, root=args.root)
+    rec, gpu_r = load_config(Path(args.recommended), args.smoke, device=args.device, root=args.root)
     result: dict[str, Any] = {"parts": args.parts, "budget_s": args.budget_s, "smoke": args.smoke,
                               "hardware": api.P.hardware(), "runs": []}
     data = api.load(paper)
     log(f"data: {paper.dataset}, {data.train_idx.numel()} train / {data.val_idx.numel()} val / "
         f"{data.y_test.numel()} test; device {api._device(paper)}")
-    plan_student = clock.left() * (1 - float(gpu_p.get("teacher_share", 0.4)))
-    t_budget = clock.left() - plan_student if 2 in args.parts else clock.left()
-    if 2 in args.parts and 3 in args.parts:
-        t_budget = clock.left() * 0.25   # teacher; the students share the rest
+    # the teacher's share of the budget: 40 % before the paper student alone, 30 % when both
+    # students follow (part 3 alone only loads the shards)
+    share = float(gpu_p.get("teacher_share", 0.4))
+    t_budget = clock.left() * (share if args.parts == [2] else 0.75 * share)
     teacher, tinfo = get_teacher(paper, gpu_p, data, t_budget, args, log)
     result["teacher"] = tinfo
     write_json(out / "protocol.json", result)

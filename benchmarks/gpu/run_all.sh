@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU work of issue 14 in a few device calls. Usage (from the repository root):
 #
-#   bash benchmarks/gpu/run_all.sh 1       env check + CUDA test suite + throughput + protocol smoke on the GPU (~2.5 min)
+#   bash benchmarks/gpu/run_all.sh 1       env check + CUDA test suite + throughput + protocol smoke on the GPU
+#                                          + full-size step timings (estimate.json), ~3 min
 #   bash benchmarks/gpu/run_all.sh 23      part 2 (ResNet-18 teacher + paper student) and part 3 (recommended
-#                                          student, seeds 1-2 as time allows) in one call; BUDGET_S (default 480)
+#                                          student, seeds 1-2 as time allows) in one call; BUDGET_S (default 420)
 #   bash benchmarks/gpu/run_all.sh 2       part 2 alone (BUDGET_S default 330); teacher shards -> data/teacher and $OUT
 #   bash benchmarks/gpu/run_all.sh 3       part 3 alone with the teacher shards of part 2 in data/teacher (BUDGET_S 240)
 #   bash benchmarks/gpu/run_all.sh smoke   every script on a tiny setting on this machine (CPU is fine, < 3 min)
@@ -29,23 +30,24 @@ step() {  # step NAME TIMEOUT_S CMD...: run, log, remember a failure, carry on
 }
 case "$part" in
   1)
-    step env 60 "$PY" benchmarks/gpu/env_check.py --out "$out"
-    step cuda-tests 200 "$PY" -m pytest -q -p no:cacheprovider -rs tests/cuda --ignore=tests/cuda/test_gpu_scripts_smoke.py \
+    step env 40 "$PY" benchmarks/gpu/env_check.py --out "$out"
+    step cuda-tests 150 "$PY" -m pytest -q -p no:cacheprovider -rs tests/cuda --ignore=tests/cuda/test_gpu_scripts_smoke.py \
          --junitxml="$out/cuda_tests.xml"
-    step throughput 150 "$PY" benchmarks/gpu/throughput.py --out "$out"
-    step protocol-smoke 90 "$PY" benchmarks/gpu/protocol.py --smoke --parts 2 3 --budget-s 60 \
+    step throughput 120 "$PY" benchmarks/gpu/throughput.py --out "$out"
+    step protocol-smoke 70 "$PY" benchmarks/gpu/protocol.py --smoke --parts 2 3 --budget-s 60 \
          --out /tmp/gpu_protocol_smoke --teacher-dir /tmp/gpu_protocol_smoke/teacher
     cp /tmp/gpu_protocol_smoke/protocol.md "$out/protocol_smoke.md" 2>/dev/null
+    step estimate 60 "$PY" benchmarks/gpu/protocol.py --estimate --budget-s "${BUDGET_S:-420}" --out "$out"
     ;;
   2|3|23)
     ls data/fashion-mnist/*.gz >/dev/null 2>&1 || echo "WARNING: data/fashion-mnist/*.gz missing (carry data)" | tee -a "$log"
-    case "$part" in 2) b="${BUDGET_S:-330}"; parts="2";; 3) b="${BUDGET_S:-240}"; parts="3";; *) b="${BUDGET_S:-480}"; parts="2 3";; esac
+    case "$part" in 2) b="${BUDGET_S:-330}"; parts="2";; 3) b="${BUDGET_S:-240}"; parts="3";; *) b="${BUDGET_S:-420}"; parts="2 3";; esac
     # shellcheck disable=SC2086
     step protocol $((${b%.*} + 90)) "$PY" benchmarks/gpu/protocol.py --parts $parts --budget-s "$b" --out "$out" \
          --teacher-dir data/teacher
     ;;
   smoke)
-    step env 60 "$PY" benchmarks/gpu/env_check.py --out "$out"
+    step env 40 "$PY" benchmarks/gpu/env_check.py --out "$out"
     step throughput 120 "$PY" benchmarks/gpu/throughput.py --smoke --threads 1 --out "$out"
     step protocol 150 "$PY" benchmarks/gpu/protocol.py --smoke --threads 1 --parts 2 3 --seeds 1 --budget-s 90 --out "$out" \
          --teacher-dir "$out/teacher"

@@ -109,3 +109,13 @@ def test_protocol_table_says_when_epochs_were_scaled():
     table = protocol_table({"teacher": {"test_acc": 0.95, "target_acc": 0.94, "meets_target": True}, "runs": [run]})
     assert "40 (scaled from 200)" in table and "1000.0x, 500.0x" in table and "90.00 / 91.00" in table
     assert "scaled down to fit the time budget" in table
+
+
+def test_protocol_estimate_projects_epochs(tmp_path):
+    _run([str(GPU / "protocol.py"), "--estimate", "--smoke", "--threads", "1", "--budget-s", "100",
+          "--out", str(tmp_path)])
+    est = json.loads((tmp_path / "estimate.json").read_text())
+    assert est["teacher"]["step_s"] > 0 and est["teacher"]["epoch_s"] > 0
+    for name in ("paper", "recommended"):
+        assert est[name]["step_s"] > 0
+        assert est[name]["epochs_200_s"] == pytest.approx(200 * est[name]["epoch_s"])
