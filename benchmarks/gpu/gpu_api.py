@@ -136,11 +136,26 @@ def load_teacher_shards(teacher: nn.Module, folder: str | Path, meta: dict[str, 
     return freeze(teacher)
 
 
-def make_distiller(s: P.Settings, teacher: nn.Module | None, model: nn.Module, *, amp: bool = False
+class _Bf16Distiller(HeteroDistiller):
+    """HeteroDistiller whose AMP autocast is bfloat16. The package's ``amp=True`` is float16
+    only (``HeteroDistiller._autocast``); this override is the one private hook used here.
+    Retarget: when the trainer takes an AMP dtype, pass it in :func:`make_distiller` instead."""
+
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+
+def make_distiller(s: P.Settings, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none"
                    ) -> HeteroDistiller:
-    """A single-process :class:`~tg_cnn2gnn.HeteroDistiller` with the loss settings of ``s``."""
-    return HeteroDistiller(teacher, model, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale,
-                           relation_weight=s.relation_weight, device=_device(s), amp=amp, distributed=False)
+    """A single-process :class:`~tg_cnn2gnn.HeteroDistiller` with the loss settings of ``s``;
+    ``amp``: ``"none"``, ``"fp16"`` (the package's ``amp=True``; ``True`` means the same)
+    or ``"bf16"`` (teacher and student under bfloat16 autocast; head and Eq. 3 stay float32)."""
+    amp = "fp16" if amp is True else "none" if amp is False else amp
+    if amp not in ("none", "fp16", "bf16"):
+        raise ValueError(f"amp={amp!r} is not supported; allowed values: 'none', 'fp16', 'bf16'")
+    cls = _Bf16Distiller if amp == "bf16" else HeteroDistiller
+    return cls(teacher, model, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
+               device=_device(s), amp=amp != "none", distributed=False)
 
 
 def distill(s: P.Settings, distiller: HeteroDistiller, data: P.RunData, *, out_dir: str | Path | None = None,
@@ -191,9 +206,11 @@ def teacher_logits(teacher: nn.Module, x: Tensor, device: torch.device, *, amp: 
 # ----------------------------------------------------------------------------- one training step
 def make_step_state(distiller: HeteroDistiller, s: P.Settings, *, amp: str = "none"
                     ) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler | None]:
-    """Optimiser (the package's sparse-aware one) and, for ``amp="fp16"``, a ``GradScaler``."""
+    """Optimiser (the package's sparse-aware one, built as ``fit`` builds it) and, for
+    ``amp="fp16"``, a ``GradScaler``."""
+    kw: dict[str, Any] = {"momentum": s.momentum} if s.optimizer == "sgd" else {}
     opt = make_optimizer(distiller.learnable_parameters(), lr=s.lr, kind=s.optimizer,
-                         weight_decay=s.weight_decay)
+                         weight_decay=s.weight_decay, **kw)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     return opt, scaler
 
@@ -202,8 +219,10 @@ def train_step(distiller: HeteroDistiller, opt: torch.optim.Optimizer, scaler: t
                images: Tensor, labels: Tensor, pos: Tensor, cache: Tensor | None, *, amp: str = "none") -> Tensor:
     """One distillation step as the trainer runs it (zero_grad, loss of Eq. 6 with cached
     teacher logits ``cache[pos]``, backward, optimiser step); ``amp`` = ``none``, ``fp16``
-    (autocast + ``scaler``) or ``bf16`` (autocast, no scaler). Returns the detached loss
-    (a device tensor: reading it is the caller's synchronisation, not the step's)."""
+    (autocast + ``scaler``) or ``bf16`` (autocast, no scaler), matching the ``amp`` the
+    distiller was made with (:func:`make_distiller`: the student's own autocast is the
+    distiller's). Returns the detached loss (a device tensor: reading it is the caller's
+    synchronisation, not the step's)."""
     opt.zero_grad(set_to_none=True)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
     ctx = torch.autocast(images.device.type, dtype=dtype) if dtype is not None else \
@@ -336,7 +355,7 @@ def time_distill_steps(s: P.Settings, data: P.RunData, teacher: nn.Module | None
     validation pass (``s.val_mechanism`` on the validation part), on ``s``'s device."""
     dev = _device(s)
     model = build_student(s, data)
-    d = make_distiller(s, teacher, model)
+    d = make_distiller(s, teacher, model, amp=amp)
     opt, scaler = make_step_state(d, s, amp=amp)
     n = int(data.train_idx.numel())
     x = data.x[data.train_idx].to(dev)

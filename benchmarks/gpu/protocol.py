@@ -110,14 +110,15 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
     if epochs is None:
         epochs = min(s.epochs, fit)
     if epochs < 1 or epochs > fit:
-        log(f"{name} seed {s.seed}: skipped, {epochs} epoch(s) of ~{epoch_s:.1f} s do not fit {budget_s:.0f} s")
+        log(f"{name} seed {s.seed}: skipped, ~{epoch_s:.1f} s per epoch and {max(budget_s - RESERVE_S, 0):.0f} s "
+            f"left for training" + (f" ({epochs} epochs wanted)" if epochs >= 1 else ""))
         return None
     log(f"{name} seed {s.seed}: probe {probe['step_s'] * 1e3:.2f} ms/step, val {probe['val_s']:.2f} s -> "
         f"~{epoch_s:.1f} s/epoch; 200 epochs would take ~{200 * epoch_s / 60:.1f} min; running {epochs} of "
         f"{s.epochs}")
     sr = s.replace(epochs=epochs)
     model = api.build_student(sr, data)
-    d = api.make_distiller(sr, teacher, model, amp=amp == "fp16")
+    d = api.make_distiller(sr, teacher, model, amp=amp)
     t0 = time.perf_counter()
     summary = api.distill(sr, d, data, out_dir=None, log=log)
     wall = time.perf_counter() - t0

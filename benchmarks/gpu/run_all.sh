@@ -16,6 +16,7 @@ part="${1:-}"
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
+sm=""; [ "${SMOKE:-0}" = 1 ] && sm="--smoke"   # SMOKE=1: parts 1/2/3/23 on their tiny setting (checks the flow on a CPU)
 out="${OUT:-outputs/gpu/$part}"
 mkdir -p "$out"
 log="$out/run_$part.log"
@@ -33,17 +34,17 @@ case "$part" in
     step env 40 "$PY" benchmarks/gpu/env_check.py --out "$out"
     step cuda-tests 150 "$PY" -m pytest -q -p no:cacheprovider -rs tests/cuda --ignore=tests/cuda/test_gpu_scripts_smoke.py \
          --junitxml="$out/cuda_tests.xml"
-    step throughput 120 "$PY" benchmarks/gpu/throughput.py --out "$out"
-    step protocol-smoke 70 "$PY" benchmarks/gpu/protocol.py --smoke --parts 2 3 --budget-s 60 \
+    step throughput 120 "$PY" benchmarks/gpu/throughput.py $sm --out "$out"
+    step protocol-smoke 70 "$PY" benchmarks/gpu/protocol.py --smoke --parts 2 3 --seeds --budget-s 45 \
          --out /tmp/gpu_protocol_smoke --teacher-dir /tmp/gpu_protocol_smoke/teacher
     cp /tmp/gpu_protocol_smoke/protocol.md "$out/protocol_smoke.md" 2>/dev/null
-    step estimate 60 "$PY" benchmarks/gpu/protocol.py --estimate --budget-s "${BUDGET_S:-420}" --out "$out"
+    step estimate 60 "$PY" benchmarks/gpu/protocol.py --estimate $sm --budget-s "${BUDGET_S:-420}" --out "$out"
     ;;
   2|3|23)
     ls data/fashion-mnist/*.gz >/dev/null 2>&1 || echo "WARNING: data/fashion-mnist/*.gz missing (carry data)" | tee -a "$log"
     case "$part" in 2) b="${BUDGET_S:-330}"; parts="2";; 3) b="${BUDGET_S:-240}"; parts="3";; *) b="${BUDGET_S:-420}"; parts="2 3";; esac
     # shellcheck disable=SC2086
-    step protocol $((${b%.*} + 90)) "$PY" benchmarks/gpu/protocol.py --parts $parts --budget-s "$b" --out "$out" \
+    step protocol $((${b%.*} + 90)) "$PY" benchmarks/gpu/protocol.py $sm --parts $parts --budget-s "$b" --out "$out" \
          --teacher-dir data/teacher
     ;;
   smoke)

@@ -63,7 +63,7 @@ def distill_rows(s: api.Settings, data: _Data, amps: list[str], log: Any) -> tup
     syncs: list[str] = []
     for amp in amps:
         model = api.build_student(s, data)
-        d = api.make_distiller(s, None if s.alpha == 0 else _tiny_teacher(s, data), model)
+        d = api.make_distiller(s, None if s.alpha == 0 else _tiny_teacher(s, data), model, amp=amp)
         opt, scaler = api.make_step_state(d, s, amp=amp)
         d.train()
         perm = torch.randperm(n, device=dev)

@@ -34,13 +34,13 @@ def setup():
     return s, data, teacher
 
 
-def _pair(setup, cuda, form="anchor", **kw):
-    """The same distiller (weights, teacher) on the CPU and on CUDA, with their step state."""
+def _pair(setup, cuda, form="anchor", amp="none", **kw):
+    """The same distiller (weights, teacher) on the CPU (fp32) and on CUDA (``amp``)."""
     s, data, teacher = setup
     s = s.replace(head_form=form, **kw)
     model = api.build_student(s, data)
     d_cpu = api.make_distiller(s, copy.deepcopy(teacher), model)
-    d_gpu = api.make_distiller(s.replace(device=str(cuda)), copy.deepcopy(teacher), copy.deepcopy(model))
+    d_gpu = api.make_distiller(s.replace(device=str(cuda)), copy.deepcopy(teacher), copy.deepcopy(model), amp=amp)
     assert d_gpu.device == cuda
     return s, data, d_cpu, d_gpu
 
@@ -82,10 +82,11 @@ def test_fp32_step_matches_cpu(setup, cuda, form):
 
 @pytest.mark.parametrize("amp,rel", [("bf16", 3e-2), pytest.param("fp16", 1e-2, marks=pytest.mark.real_cuda)])
 def test_amp_step_close_to_fp32(setup, cuda, amp, rel):
-    s, data, d_cpu, d_gpu = _pair(setup, cuda)
+    s, data, d_cpu, d_gpu = _pair(setup, cuda, amp=amp)
     loss_c, delta_c, _ = _step(d_cpu, s, data, torch.device("cpu"))
     loss_g, delta_g, scaler = _step(d_gpu, s, data, cuda, amp=amp)
     assert loss_g == pytest.approx(loss_c, rel=rel)
+    assert loss_g != loss_c or cuda.type == "cpu"    # the low-precision path really ran
     assert torch.isfinite(delta_g).all()
     cos = torch.nn.functional.cosine_similarity(delta_g.double(), delta_c.double(), dim=0)
     assert cos >= 0.99, f"{amp} update direction differs from fp32 (cosine {float(cos):.4f})"
@@ -98,7 +99,7 @@ def test_fit_with_amp_on_cuda(setup, cuda):
     """The package's own AMP path (HeteroDistiller(amp=True): fp16 + GradScaler) for one epoch."""
     s, data, teacher = setup
     s = s.replace(device="cuda")
-    d = api.make_distiller(s, copy.deepcopy(teacher), api.build_student(s, data), amp=True)
+    d = api.make_distiller(s, copy.deepcopy(teacher), api.build_student(s, data), amp="fp16")
     summary = api.distill(s, d, data, log=lambda m: None)
     hist = summary["history"]
     assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
