@@ -18,8 +18,6 @@ with ``F = C H W`` (the student reads flattened images).
 """
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,9 +31,10 @@ from tg_cnn2gnn.distill import compute_logits, freeze, pretrain_teacher
 from tg_cnn2gnn.functional import sparse_simplex_graph
 from tg_cnn2gnn.nn import make_optimizer
 
-__all__ = ["Settings", "RunData", "settings", "load", "build_teacher", "build_student", "train_teacher",
-           "save_teacher_shards", "load_teacher_shards", "make_distiller", "distill", "evaluate", "train_step",
-           "make_step_state", "measure", "gpu_latency", "simplex_graph", "teacher_accuracy", "sync"]
+__all__ = ["Settings", "RunData", "settings", "load", "build_teacher", "build_student", "augment", "train_teacher",
+           "teacher_meta", "save_teacher_shards", "load_teacher_shards", "make_distiller", "distill", "evaluate",
+           "predict", "teacher_accuracy", "teacher_logits", "make_step_state", "train_step", "simplex_graph",
+           "write_json", "sync", "measure", "gpu_latency", "peak_memory_mib"]
 
 Settings = P.Settings
 RunData = P.RunData
@@ -63,13 +62,18 @@ def build_student(s: P.Settings, data: P.RunData) -> nn.Module:
     return P.build_student_model(s, int(data.train_idx.numel()), int(data.x[0].numel()), data.info.num_classes)
 
 
+def augment(s: P.Settings, images: Tensor) -> Tensor:
+    """The dataset's random training augmentation (crop / flip) on a device batch ``[B, C, H, W]``."""
+    return augment_batch(images, s.dataset)
+
+
 def train_teacher(s: P.Settings, data: P.RunData, teacher: nn.Module, *, amp: bool, augment: bool,
                   out_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Cross-entropy pre-training of ``teacher`` on the training part (``s.teacher_*``
     settings, ``s.scheduler``), random crop augmentation when ``augment``; returns the
     package's result (``history`` with per-epoch ``train_time`` and ``val_acc``)."""
     tr, va = data.train_idx, data.val_idx
-    aug = (lambda images: augment_batch(images, s.dataset)) if augment else None
+    aug = (lambda images: augment_batch(images, s.dataset)) if augment else None  # noqa: E731
 
     def every_epoch(epoch: int, row: dict[str, Any]) -> None:
         log(f"teacher epoch {epoch + 1}/{s.teacher_epochs}: loss {row.get('loss', float('nan')):.4f} "
@@ -307,96 +311,8 @@ def _device(s: P.Settings) -> torch.device:
     return P._device(s)
 
 
-def now() -> float:
-    return time.perf_counter()
-
-
 def peak_memory_mib(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     return torch.cuda.max_memory_allocated(device) / 2 ** 20
 
-
-def finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x
-
-
-# ----------------------------------------------------------------------------- time probes
-def time_teacher_steps(s: P.Settings, data: P.RunData, teacher: nn.Module, *, amp: bool, augment: bool,
-                       steps: int = 12) -> float:
-    """Seconds per teacher training step (batch ``s.teacher_batch_size``, SGD, AMP as the
-    trainer runs it) on a throw-away copy of ``teacher``: median of the last half of ``steps``."""
-    import copy
-    dev = _device(s)
-    net = copy.deepcopy(teacher).to(dev).train()
-    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and dev.type == "cuda")
-    xb = data.x[:s.teacher_batch_size].to(dev)
-    yb = data.y[:s.teacher_batch_size].to(dev)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        images = augment_batch(xb, s.dataset) if augment else xb
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=amp and dev.type == "cuda"):
-            loss = nn.functional.cross_entropy(net(images), yb)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        sync(dev)
-        times.append(time.perf_counter() - t0)
-    tail = sorted(times[steps // 2:])
-    return tail[len(tail) // 2]
-
-
-def time_distill_steps(s: P.Settings, data: P.RunData, teacher: nn.Module | None, *, steps: int = 30,
-                       amp: str = "none") -> dict[str, float]:
-    """Seconds per distillation step (fresh model of ``s``, random cached logits) and per
-    validation pass (``s.val_mechanism`` on the validation part), on ``s``'s device."""
-    dev = _device(s)
-    model = build_student(s, data)
-    d = make_distiller(s, teacher, model, amp=amp)
-    opt, scaler = make_step_state(d, s, amp=amp)
-    n = int(data.train_idx.numel())
-    x = data.x[data.train_idx].to(dev)
-    y = data.y[data.train_idx].to(dev)
-    cache = torch.randn(n, data.info.num_classes, device=dev)
-    g = torch.Generator().manual_seed(0)
-    times = []
-    d.train()
-    for _ in range(steps):
-        pos = torch.randperm(n, generator=g)[:s.batch_size].to(dev)
-        t0 = time.perf_counter()
-        train_step(d, opt, scaler, x[pos], y[pos], pos, cache, amp=amp)
-        sync(dev)
-        times.append(time.perf_counter() - t0)
-    tail = sorted(times[steps // 2:])
-    out = {"step_s": tail[len(tail) // 2]}
-    va = data.val_idx
-    if va.numel():
-        xv = data.x[va].flatten(1).to(dev)
-        t0 = time.perf_counter()
-        predict(model, xv, x.flatten(1), s.val_mechanism, bank_size=s.bank_size, batch_size=s.eval_batch_size)
-        sync(dev)
-        out["val_s"] = time.perf_counter() - t0
-    else:
-        out["val_s"] = 0.0
-    return out
-
-
-def sync_sites(fn: Callable[[], Any]) -> list[str]:
-    """``file:line`` of every host synchronisation ``fn()`` makes on CUDA (empty on the
-    CPU), found with ``torch.cuda.set_sync_debug_mode("warn")``."""
-    import warnings
-    if not torch.cuda.is_available():
-        fn()
-        return []
-    prev = torch.cuda.get_sync_debug_mode()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode(prev)
-    return [f"{Path(w.filename).name}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]

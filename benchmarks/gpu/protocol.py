@@ -31,6 +31,7 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import gpu_api as api  # noqa: E402
+import probes  # noqa: E402
 from report import protocol_table  # noqa: E402
 
 write_json = api.write_json
@@ -72,7 +73,7 @@ def get_teacher(s: api.Settings, gpu: dict[str, Any], data: api.RunData, budget_
         if args.reuse_teacher:
             log(f"WARNING: no teacher shards in {tdir}; training the teacher in this part instead")
         amp, aug = bool(gpu.get("teacher_amp", True)), s.augment != "none"
-        step = api.time_teacher_steps(s, data, teacher, amp=amp, augment=aug, steps=4 if args.smoke else 12)
+        step = probes.time_teacher_steps(s, data, teacher, amp=amp, augment=aug, steps=4 if args.smoke else 12)
         n = int(data.train_idx.numel())
         epoch_s = SAFETY * (step * -(-n // s.teacher_batch_size) + 0.05 * step * len(data.val_idx) / 256)
         fit = max(1, int(budget_s // max(epoch_s, 1e-9)))
@@ -103,7 +104,7 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
                 log: Any, epochs: int | None = None, smoke: bool = False) -> dict[str, Any] | None:
     """One distillation run of ``s`` within ``budget_s`` (or exactly ``epochs``); None if not even one epoch fits."""
     amp = str(gpu.get("distill_amp", "none"))
-    probe = api.time_distill_steps(s, data, teacher, amp=amp, steps=6 if smoke else 30)
+    probe = probes.time_distill_steps(s, data, teacher, amp=amp, steps=6 if smoke else 30)
     steps = max(1, int(data.train_idx.numel()) // s.batch_size)
     epoch_s = SAFETY * (steps * probe["step_s"] + probe["val_s"])
     fit = int((budget_s - RESERVE_S) // max(epoch_s, 1e-9))
@@ -144,14 +145,14 @@ def estimate(args: argparse.Namespace, log: Any) -> int:
     n = int(data.train_idx.numel())
     teacher = api.build_teacher(paper, data)
     cpu = api._device(paper).type == "cpu"
-    step = api.time_teacher_steps(paper, data, teacher, amp=bool(gpu_p.get("teacher_amp", True)),
+    step = probes.time_teacher_steps(paper, data, teacher, amp=bool(gpu_p.get("teacher_amp", True)),
                                   augment=paper.augment != "none", steps=2 if cpu else 12)
     out["teacher"] = {"step_s": step, "epoch_s": step * -(-n // paper.teacher_batch_size),
                       "epochs_configured": paper.teacher_epochs}
     log(f"teacher {paper.teacher}: {step:.3f} s/step, ~{out['teacher']['epoch_s']:.0f} s/epoch")
     for name, path in (("paper", args.paper), ("recommended", args.recommended)):
         s, gpu = load_config(Path(path), args.smoke, device=args.device, root=args.root)
-        probe = api.time_distill_steps(s, data, teacher.to(api._device(s)), amp=str(gpu.get("distill_amp", "none")),
+        probe = probes.time_distill_steps(s, data, teacher.to(api._device(s)), amp=str(gpu.get("distill_amp", "none")),
                                        steps=10 if cpu else 30)
         epoch_s = n // s.batch_size * probe["step_s"] + probe["val_s"]
         out[name] = {**probe, "epoch_s": epoch_s, "epochs_200_s": 200 * epoch_s,

@@ -31,6 +31,7 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import gpu_api as api  # noqa: E402
+import probes  # noqa: E402
 from report import throughput_table  # noqa: E402
 
 
@@ -73,7 +74,7 @@ def distill_rows(s: api.Settings, data: _Data, amps: list[str], log: Any) -> tup
             api.train_step(d, opt, scaler, x[pos], y[pos], pos, cache, amp=amp)
         if amp == "none":
             pos = perm[:s.batch_size]
-            syncs = api.sync_sites(lambda: api.train_step(d, opt, scaler, x[pos], y[pos], pos, cache, amp=amp))
+            syncs = probes.sync_sites(lambda: api.train_step(d, opt, scaler, x[pos], y[pos], pos, cache, amp=amp))
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         api.sync(dev)

@@ -18,6 +18,7 @@ import copy
 import os
 
 import gpu_api as api
+import probes
 import pytest
 import torch
 
@@ -154,7 +155,7 @@ def test_training_step_has_no_host_sync(setup, cuda, form):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     if error is not None:
-        sites = api.sync_sites(lambda: api.train_step(d, opt, scaler, x, y, pos, cache))
+        sites = probes.sync_sites(lambda: api.train_step(d, opt, scaler, x, y, pos, cache))
         pytest.fail(f"the training step synchronises with the host ({form} head) at {len(sites)} site(s): "
                     f"{sites}; first error: {str(error).splitlines()[0]}")
 
