@@ -91,9 +91,27 @@ def throughput_table(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def estimate_table(r: dict[str, Any]) -> str:
+    """``protocol.py --estimate``: full-size step times and the protocol's projected time."""
+    t = r.get("teacher", {})
+    lines = [f"Hardware: {_hw(r.get('hardware', {}))}. Teacher step {_f(t.get('step_s'), '.3f')} s, "
+             f"epoch ~{_f(t.get('epoch_s'), '.1f')} s.", "",
+             "| student | ms/step | samples/s | validation (s) | s/epoch | 200 epochs (min) | epochs in budget |",
+             "|---|---|---|---|---|---|---|"]
+    for name in ("paper", "recommended"):
+        e = r.get(name)
+        if e:
+            fit = int(r.get("budget_s", 0) // e["epoch_s"]) if e.get("epoch_s") else None
+            lines.append(f"| {name} | {_f(e.get('step_s'), '.2f', 1e3)} | {_f(e.get('samples_per_s'), '.0f')} | "
+                         f"{_f(e.get('val_s'), '.2f')} | {_f(e.get('epoch_s'), '.1f')} | "
+                         f"{_f(e.get('epochs_200_s'), '.1f', 1 / 60)} | {fit} of {r.get('budget_s')} s |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(".")
-    for name, fn in (("throughput.json", throughput_table), ("protocol.json", protocol_table)):
+    for name, fn in (("throughput.json", throughput_table), ("estimate.json", estimate_table),
+                     ("protocol.json", protocol_table)):
         p = out / name
         if p.is_file():
             print(f"### {name}\n")

@@ -10,7 +10,9 @@ Tolerances:
 * bf16 autocast: loss within 3e-2 relative of the fp32 CPU loss (8-bit mantissa);
   fp16 autocast + GradScaler: within 1e-2. For both, the parameter update has cosine
   similarity >= 0.99 with the fp32 update and stays finite.
-* predictions (bank, Mechanism 2): logits rtol 1e-4 / atol 1e-4, same argmax on >= 99.5 %.
+* predictions (bank, Mechanism 2, Mechanism 1, direct): >= 99.5 % of the rows' logits within
+  rtol 1e-4 / atol 1e-4 (a near-tie at the (s+1)-th neighbour may flip a row), same argmax
+  on >= 99.5 %.
 """
 from __future__ import annotations
 
@@ -120,7 +122,10 @@ def test_predictors_match_cpu(setup, cuda, form, mechanisms):
         lc = api.predict(d_cpu.model, xt, train_x, mech, bank_size=50)
         lg = api.predict(d_gpu.model, xt.to(cuda), train_x.to(cuda), mech, bank_size=50)
         assert lg.device == cuda
-        torch.testing.assert_close(lg.cpu(), lc, rtol=1e-4, atol=1e-4, msg=mech)
+        # rows, not all entries: a near-tie at the (s+1)-th neighbour may pick another
+        # neighbour on the GPU (float32 rounding), which changes that row's logits
+        close = ((lg.cpu() - lc).abs() <= 1e-4 + 1e-4 * lc.abs()).all(1).double().mean()
+        assert close >= 0.995, f"{mech}: only {float(close):.4f} of the rows agree to 1e-4"
         agree = (lg.argmax(-1).cpu() == lc.argmax(-1)).double().mean()
         assert agree >= 0.995, f"{mech}: argmax agrees on {float(agree):.4f}"
 
