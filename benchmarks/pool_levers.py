@@ -68,7 +68,7 @@ def train(model, teacher_logits, data, builder, epochs, *, lr=0.005, batch_size=
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         sched.step()
         log(f"    epoch {epoch + 1}/{epochs}: loss {total / (n // batch_size):.4f} "
             f"({time.perf_counter() - t0:.1f} s)")
@@ -89,6 +89,10 @@ CONFIGS = {
     "embedding/batch + relation 5": ("embedding", "batch", None, False, 0.0, 5.0),
     "embedding/pool all + relation 5": ("embedding", "pool", None, False, 0.0, 5.0),
     "embedding/pool all + nca": ("embedding", "pool", None, False, 1.0, 0.0),
+    "anchor/pool all + nca 3": ("anchor", "pool", None, False, 3.0, 0.0),
+    "anchor/batch + nca": ("anchor", "batch", None, False, 1.0, 0.0),
+    "embedding/batch + nca": ("embedding", "batch", None, False, 1.0, 0.0),
+    "embedding/batch + relation 5 + nca": ("embedding", "batch", None, False, 1.0, 5.0),
 }
 
 
@@ -114,13 +118,13 @@ def load(args):
 def teacher_logits_for(args, x, y):
     from tg_cnn2gnn.distill import compute_logits, pretrain_teacher
     from tg_cnn2gnn.teachers import build_teacher
-    cache = Path(args.cache) / f"teacher_{'digits' if args.quick else 'fmnist'}_{x.size(0)}.pt"
+    cache = Path(args.cache) / f"teacher_{'digits' if args.quick else 'fmnist'}_{x.size(0)}_e{args.teacher_epochs}.pt"
     torch.manual_seed(0)
     teacher = build_teacher("simple-cnn", 10, in_channels=1, image_size=x.size(-1), width=16)
     if cache.is_file():
         teacher.load_state_dict(torch.load(cache, weights_only=True))
     else:
-        pretrain_teacher(teacher, x, y, epochs=3 if not args.quick else 10, batch_size=128, lr=0.05, seed=0,
+        pretrain_teacher(teacher, x, y, epochs=args.teacher_epochs, batch_size=128, lr=0.05, seed=0,
                          progress=False, tensorboard=False)
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(teacher.state_dict(), cache)
@@ -134,6 +138,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-train", type=int, default=10000)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--s", type=int, default=10)
     p.add_argument("--bank-size", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -161,7 +166,7 @@ def main(argv=None) -> int:
         model = CNN2GNN(head, GraphStudent(f, 256, 10))
         if warm:
             warm_start_anchors(head, data["train_x"])
-        builder = BatchGraph() if graph == "batch" else TrainingPool(pool_size, nca_weight=nca, seed=args.seed)
+        builder = BatchGraph(nca) if graph == "batch" else TrainingPool(pool_size, nca_weight=nca, seed=args.seed)
         print(f"{name}:", flush=True)
         t0 = time.perf_counter()
         train(model, t_logits, data, builder, args.epochs, relation_weight=rel, seed=args.seed)
@@ -185,7 +190,7 @@ def main(argv=None) -> int:
     lines = [f"Command: `python benchmarks/pool_levers.py {' '.join(argv or sys.argv[1:])}`  ",
              f"Hardware: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread; "
              f"seed {args.seed}; train {n}, test {xt.size(0)}, epochs {args.epochs}, s {args.s}, "
-             f"bank {args.bank_size}; teacher simple-cnn(16) test acc {t_acc:.4f}", "",
+             f"bank {args.bank_size}; teacher simple-cnn(16), {args.teacher_epochs} epochs, test acc {t_acc:.4f}", "",
              "| configuration | learned | learned (Eq. 3 weighted) | raw pixels | chance | acc `bank` | "
              "acc Mechanism 2 | train s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:

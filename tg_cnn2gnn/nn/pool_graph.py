@@ -66,7 +66,17 @@ def _check_weight(name: str, value: object) -> float:
 
 
 class BatchGraph:
-    """Today's batch-internal training graph: exactly ``model.graph(x, index)`` over the batch."""
+    """Today's batch-internal training graph: exactly ``model.graph(x, index)`` over the batch.
+
+    ``nca_weight > 0`` adds ``nca_weight * pool_nca_loss`` over the batch's own learned
+    distances (each sample against the other batch samples) as ``aux_losses["nca"]``.
+    """
+
+    def __init__(self, nca_weight: float = 0.0, nca_tau: float = 1.0) -> None:
+        self.nca_weight = _check_weight("nca_weight", nca_weight)
+        if isinstance(nca_tau, bool) or not isinstance(nca_tau, (int, float)) or not nca_tau > 0:
+            raise ValueError(f"nca_tau must be a number > 0, got {nca_tau!r}")
+        self.nca_tau = float(nca_tau)
 
     def on_epoch_start(self, model: nn.Module, train_x: Tensor, train_y: Tensor, epoch: int) -> None:
         """Nothing to refresh."""
@@ -74,10 +84,16 @@ class BatchGraph:
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, index: Tensor) -> TrainingGraph:
         x = _flat(x)
         edge_index, edge_weight = model.graph(x, index)
-        return TrainingGraph(x, edge_index, edge_weight, x.size(0), {}, index)
+        aux: dict[str, Tensor] = {}
+        if self.nca_weight > 0:
+            code = model.code(x)
+            d = model.dist(code, code, index)
+            d = d.masked_fill(torch.eye(x.size(0), dtype=torch.bool, device=x.device), float("inf"))
+            aux["nca"] = self.nca_weight * pool_nca_loss(d, y, y, self.nca_tau)
+        return TrainingGraph(x, edge_index, edge_weight, x.size(0), aux, index)
 
     def __repr__(self) -> str:
-        return "BatchGraph()"
+        return f"BatchGraph(nca_weight={self.nca_weight})"
 
 
 def pool_nca_loss(dist: Tensor, y_batch: Tensor, y_pool: Tensor, tau: float = 1.0) -> Tensor:
