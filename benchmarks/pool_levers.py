@@ -93,6 +93,10 @@ CONFIGS = {
     "anchor/batch + nca": ("anchor", "batch", None, False, 1.0, 0.0),
     "embedding/batch + nca": ("embedding", "batch", None, False, 1.0, 0.0),
     "embedding/batch + relation 5 + nca": ("embedding", "batch", None, False, 1.0, 5.0),
+    "anchor/pool all + warm + nca 3": ("anchor", "pool", None, True, 3.0, 0.0),
+    "embedding/batch + relation 5 + nca 3": ("embedding", "batch", None, False, 3.0, 5.0),
+    "anchor/pool all + nca 3 + relation 5": ("anchor", "pool", None, False, 3.0, 5.0),
+    "anchor/pool all + nca 10": ("anchor", "pool", None, False, 10.0, 0.0),
 }
 
 
@@ -145,7 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default="", help="comma-separated subset of the configuration names")
     p.add_argument("--root", default=None)
     p.add_argument("--cache", default="/tmp/pool_levers_cache")
-    p.add_argument("--out", default=str(ROOT / "results"))
+    p.add_argument("--out", default=str(ROOT.parent / "outputs" / "pool_levers"),
+                   help="where pool_levers.csv and pool_levers_table.md go (benchmarks/results/pool_levers.md is written by hand from them)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:

@@ -225,3 +225,17 @@ def test_digits_pool_head_learns_class_consistent_graph(digits):
     assert res["batch"]["chance"] == pytest.approx(0.1, abs=0.02)
     assert res["pool"]["learned"] > res["pool"]["chance"] + 0.35
     assert res["pool"]["learned"] > res["batch"]["learned"] + 0.3
+
+
+@pytest.mark.parametrize("form", ["anchor", "embedding"])
+def test_batch_graph_nca_term(data, form):
+    x, y = data
+    m = make(form)
+    idx = torch.randperm(N)[:25]
+    g = BatchGraph(nca_weight=2.0)(m, x[idx], y[idx], idx)
+    ei, ew = m.graph(x[idx], idx)
+    assert torch.equal(g.edge_index, ei) and torch.equal(g.edge_weight, ew)   # graph unchanged
+    d = m.head.distances(x[idx], idx).masked_fill(torch.eye(25, dtype=torch.bool), float("inf"))
+    assert float(g.aux_losses["nca"]) == pytest.approx(2.0 * float(pool_nca_loss(d, y[idx], y[idx])), rel=1e-5)
+    with pytest.raises(ValueError, match="nca_weight"):
+        BatchGraph(nca_weight=-0.1)
