@@ -100,12 +100,12 @@ def test_nca_loss_hand_computation():
     e = torch.exp(-torch.tensor([0.0, 3.0, 1.0]))
     r1 = -torch.log(e[1] / e.sum())
     loss = pool_nca_loss(d, yb, yp)
-    assert float(loss) == pytest.approx(float((r0 + r1) / 2), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(float((r0 + r1) / 2), rel=1e-6)
     loss.backward()
     assert torch.isfinite(d.grad).all() and float(d.grad[2].abs().sum()) == 0
     # tau scales distances
-    assert float(pool_nca_loss(d * 2, yb, yp, tau=2.0)) == pytest.approx(float(loss), rel=1e-6)
-    assert float(pool_nca_loss(d, yb, torch.tensor([3, 3, 3]))) == 0.0
+    assert float(pool_nca_loss(d.detach() * 2, yb, yp, tau=2.0)) == pytest.approx(float(loss.detach()), rel=1e-6)
+    assert float(pool_nca_loss(d.detach(), yb, torch.tensor([3, 3, 3]))) == 0.0
 
 
 def test_nca_aux_loss_is_weighted(data):
@@ -117,7 +117,7 @@ def test_nca_aux_loss_is_weighted(data):
         b.on_epoch_start(m, x, y, 0)
     l1 = b1(m, x[idx], y[idx], idx).aux_losses["nca"]
     l2 = b2(m, x[idx], y[idx], idx).aux_losses["nca"]
-    assert float(l2) == pytest.approx(0.5 * float(l1), rel=1e-6)
+    assert float(l2.detach()) == pytest.approx(0.5 * float(l1.detach()), rel=1e-6)
     assert TrainingPool().nca_weight == 0.0
 
 
@@ -236,6 +236,6 @@ def test_batch_graph_nca_term(data, form):
     ei, ew = m.graph(x[idx], idx)
     assert torch.equal(g.edge_index, ei) and torch.equal(g.edge_weight, ew)   # graph unchanged
     d = m.head.distances(x[idx], idx).masked_fill(torch.eye(25, dtype=torch.bool), float("inf"))
-    assert float(g.aux_losses["nca"]) == pytest.approx(2.0 * float(pool_nca_loss(d, y[idx], y[idx])), rel=1e-5)
+    assert float(g.aux_losses["nca"].detach()) == pytest.approx(2.0 * float(pool_nca_loss(d.detach(), y[idx], y[idx])), rel=1e-5)
     with pytest.raises(ValueError, match="nca_weight"):
         BatchGraph(nca_weight=-0.1)
