@@ -11,9 +11,9 @@
 from tg_cnn2gnn.inference._common import proxy_distances, select_bank
 from tg_cnn2gnn.inference.bank_predictor import BankPredictor
 from tg_cnn2gnn.inference.frozen import FREEZABLE_CONVS
-#from tg_cnn2gnn.inference.images import ImageBatch, format_topk, read_images
+from tg_cnn2gnn.inference.images import ImageBatch, format_topk, read_images
 from tg_cnn2gnn.inference.registry import ABLATIONS, MECHANISMS, REGISTRY, Mechanism, get_mechanism
-#from tg_cnn2gnn.inference.serialize import export_predictor, load_exported, load_predictor, save_predictor
+from tg_cnn2gnn.inference.serialize import export_predictor, load_exported, load_predictor, save_predictor
 
 __all__ = [
     "ABLATIONS", "BankPredictor", "FREEZABLE_CONVS", "ImageBatch", "MECHANISMS", "Mechanism",
