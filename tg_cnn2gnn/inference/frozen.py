@@ -17,11 +17,13 @@ once, at ``O(s x width)`` per test node. With ``agg(Y) = sum_j w_tj Y[j]``,
 * ``le`` (``LEConv``): ``agg(lin1(H_B)) - (sum_j w_tj) lin2(h_t) + lin3(h_t)``.
 
 Not freezable (:class:`~tg_cnn2gnn.inference.BankPredictor` raises ``ValueError``):
-``cheb`` -- ``ChebConv`` scales its Laplacian by the largest edge weight of the *whole*
-graph and takes degrees over outgoing edges, so a test node's output depends on the other
-test nodes (``predict(mechanism="bank")`` itself is not batch-invariant there); ``arma``
--- ``ARMAConv``'s internal stacks and recursion are not implemented here (it is also
-outside the row-invariance guarantee). Use ``predict(mechanism=...)`` for those.
+``cheb`` -- ``ChebConv``'s ``sym`` Laplacian takes degrees over *outgoing* edges; a test
+node sends none, so its degree is 0 and every message it receives is scaled by
+``0^{-1/2} := 0``: under ``"bank"`` a ChebConv test node ignores the bank entirely (its
+output is a per-sample function of ``x_t``). A predictor would reproduce that silently, so
+it is refused; use ``mechanism="one_by_one"`` or ``"batch"`` for ChebConv students.
+``arma`` -- ``ARMAConv``'s internal stacks and recursion are not implemented here (it is
+also outside the row-invariance guarantee). Use ``predict(mechanism=...)`` for those.
 
 Every layer is described by a JSON-able ``spec`` dict and a flat dict of tensors (no
 modules), so a saved predictor is rebuilt from data alone.
@@ -38,9 +40,9 @@ from torch_geometric.nn import conv as pyg
 FREEZABLE_CONVS = ("gcn", "graph", "sg", "ssg", "tag", "le")
 
 _WHY_NOT = {
-    "ChebConv": "ChebConv scales its Laplacian by the largest edge weight of the whole graph and "
-                "counts degrees over outgoing edges, so a test node's output depends on the other "
-                "test nodes: its bank state cannot be frozen",
+    "ChebConv": "ChebConv's sym Laplacian counts degrees over outgoing edges and a bank test node "
+                "sends none, so under mechanism='bank' it receives only zero-weight messages and "
+                "ignores the bank (use mechanism='one_by_one' or 'batch' for ChebConv)",
     "ARMAConv": "ARMAConv's internal stacks are not implemented by the frozen predictor",
 }
 
