@@ -41,6 +41,23 @@ def bank_graph(model, d_bb: Tensor) -> tuple[Tensor, Tensor]:
     return topk_to_edges(idx, w, num_nodes=nb)
 
 
+def bank_graph_chunked(model, cb: Tensor, bank: Tensor, rows: int = 1024) -> tuple[Tensor, Tensor]:
+    """:func:`bank_graph` without the ``[|B|, |B|]`` distance matrix: Eq. 3 rows computed
+    ``rows`` bank samples at a time (each row is independent), for banks up to the whole
+    training set. Same graph as ``bank_graph(model, d_bb)`` up to float rounding."""
+    nb = bank.numel()
+    s_bank = effective_sparsity(model.s, nb - 1, what="other bank samples")
+    idx, w = [], []
+    for a in range(0, nb, rows):
+        b = min(nb, a + rows)
+        d = model.dist(cb[a:b], cb, bank).clone()                       # [r, nb]
+        d[torch.arange(b - a), torch.arange(a, b)] = float("inf")      # self excluded
+        i, wt = sparse_simplex_topk(d, s_bank, validate=False)
+        idx.append(i)
+        w.append(wt)
+    return topk_to_edges(torch.cat(idx), torch.cat(w), num_nodes=nb)
+
+
 def predict_bank(model, x: Tensor, *, train_x: Tensor, bank: Tensor, chunk_size: int,
                  progress: bool = False, **_: object) -> Tensor:
     """Logits ``[T, C]`` of test samples ``x [T, F]`` read from the bank graph (see module doc)."""

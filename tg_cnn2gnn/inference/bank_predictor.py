@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from tg_cnn2gnn.functional.simplex import simplex_weights
 from tg_cnn2gnn.inference._common import effective_sparsity, flat
-from tg_cnn2gnn.inference.bank import bank_codes, bank_graph
+from tg_cnn2gnn.inference.bank import bank_graph_chunked
 from tg_cnn2gnn.inference.frozen import freeze_conv, frozen_forward
 from tg_cnn2gnn.nn import _invariant as inv
 
@@ -130,28 +130,34 @@ class BankPredictor(nn.Module):
         self.neighbour_chunk = neighbour_chunk
         for k, v in tensors.items():
             self.register_buffer(k, v.detach())
+        # (short name, buffer name) per layer, looked up once instead of per call.
+        self._layer_keys = [[(k[len(f"layer{i}_"):], k) for k in tensors if k.startswith(f"layer{i}_")]
+                            for i in range(len(spec.get("layers", [])))]
 
     @classmethod
     @torch.no_grad()
     def from_model(cls, model, train_x: Tensor, bank: Tensor, *, deterministic: bool = False,
                    neighbour_chunk: int = 65536) -> "BankPredictor":
-        """Precompute the bank of ``model`` from ``train_x [n_train, F]`` and bank ids ``bank [|B|]``."""
+        """Precompute the bank of ``model`` from ``train_x [n_train, F]`` and bank ids ``bank [|B|]``.
+
+        Cost, once: the head on the bank, ``|B|^2`` distances in row chunks (never a
+        ``[|B|, |B|]`` matrix), the student over the bank graph."""
         convs = _student_convs(model.student)
         was_training = model.training
         model.eval()
         try:
-            with inv.row_invariant(model):
-                xb, cb, d_bb = bank_codes(model, flat(train_x), bank, mask_diag=False)
-                ei, ew = bank_graph(model, d_bb)
-                head_spec, t = _head_tensors(model, xb, cb, bank)
-                layers, h = [], xb
-                for i, conv in enumerate(convs):
-                    spec, lt = freeze_conv(conv, h, ei, ew, inv.rowwise_linear)
-                    layers.append(spec)
-                    t.update({f"layer{i}_{k}": v for k, v in lt.items()})
-                    h = conv(h, ei, ew)
-                    if i < len(convs) - 1:
-                        h = torch.relu(h)
+            xb = flat(train_x).index_select(0, bank)
+            cb = model.code(xb)
+            ei, ew = bank_graph_chunked(model, cb, bank)
+            head_spec, t = _head_tensors(model, xb, cb, bank)
+            layers, h = [], xb
+            for i, conv in enumerate(convs):
+                spec, lt = freeze_conv(conv, h, ei, ew, _plain_lin)
+                layers.append(spec)
+                t.update({f"layer{i}_{k}": v for k, v in lt.items()})
+                h = conv(h, ei, ew)
+                if i < len(convs) - 1:
+                    h = torch.relu(h)
         finally:
             model.train(was_training)
         t["bank_index"] = bank.detach().clone().long()
@@ -166,9 +172,8 @@ class BankPredictor(nn.Module):
     def _lin(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return inv.rowwise_linear(x, w, b) if self.deterministic else F.linear(x, w, b)
 
-    def _t(self, prefix: str) -> dict[str, Tensor]:
-        n = len(prefix)
-        return {k[n:]: v for k, v in self.named_buffers() if k.startswith(prefix)}
+    def _t(self, i: int) -> dict[str, Tensor]:
+        return {short: getattr(self, full) for short, full in self._layer_keys[i]}
 
     def encode(self, x: Tensor) -> Tensor:
         """The head's code ``[T, K]`` of samples ``x [T, F]`` (the features themselves for
@@ -215,7 +220,7 @@ class BankPredictor(nn.Module):
         for i, spec in enumerate(self.spec["layers"]):
             if i > 0:
                 h = torch.relu(h)
-            h = frozen_forward(spec, self._t(f"layer{i}_"), h, nbr, w, self._lin)
+            h = frozen_forward(spec, self._t(i), h, nbr, w, self._lin)
         return h
 
     def extra_repr(self) -> str:

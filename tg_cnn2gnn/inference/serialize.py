@@ -82,6 +82,7 @@ def export_predictor(pred: BankPredictor, path: str | os.PathLike, example_x: Te
         raise ValueError(f"example_x must be a [T, F] tensor with T >= 2 (the batch dimension is "
                          f"exported as dynamic), got {shape}")
     extra = json.dumps(_check_meta(meta))
+    example_x = example_x.detach().clone()     # a view would save its whole storage as the sample input
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         ep = torch.export.export(pred.eval(), (example_x,), dynamic_shapes={"x": {0: batch}})
