@@ -13,6 +13,7 @@ timed in the same process with the same thread count; each figure is the median 
 from __future__ import annotations
 
 import argparse
+import os
 import datetime as dt
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def _args(argv=None) -> argparse.Namespace:
     p.add_argument("--bank-sizes", type=int, nargs="+", default=[100, 1000, 10000, 54000])
     p.add_argument("--old-max-bank", type=int, default=1000,
                    help="largest bank timed with the old predict (its bank part is O(|B|^2))")
-    p.add_argument("--resnet-repeats", type=int, default=3, help="repeats of the batched ResNet-18 call")
+    p.add_argument("--resnet-repeats", type=int, default=1, help="repeats of the batched ResNet-18 call")
     p.add_argument("--train-steps", type=int, default=0, help="brief student training steps (0: untrained)")
     p.add_argument("--out", type=Path, default=OUT)
     return p.parse_args(argv)
@@ -71,6 +72,7 @@ def main(argv=None) -> None:
     args = _args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.time()
+    load_start = os.getloadavg()[0]
     x_train, y_train = load_tensors("fashion-mnist", "train")
     x_test, _ = load_tensors("fashion-mnist", "test")
     train_x, y = x_train[:args.num_train].flatten(1), y_train[:args.num_train]
@@ -142,7 +144,9 @@ def main(argv=None) -> None:
         "Command: `" + " ".join(["python", "benchmarks/predictor_latency.py", *sys.argv[1:]]) + "`", "",
         f"Hardware: {hw['cpu']}, {hw['cpu_count']} logical CPUs, torch {hw['torch']}, "
         f"{args.threads} torch threads, CPU, eval mode, no grad. Run {dt.datetime.utcnow():%d %b %Y %H:%M} UTC, "
-        f"{time.time() - t_start:.0f} s in all.", "",
+        f"{time.time() - t_start:.0f} s in all. 1-minute load average {load_start:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end (other jobs shared the CPUs when it is above the thread count: "
+        "absolute times are then inflated, the same-process ratios less so).", "",
         f"Models: main-job student (anchor head 784-512-256 over {args.num_train} training samples, s = 10, "
         f"2-layer GCN width 256; {'untrained' if not args.train_steps else f'{args.train_steps} Adam steps'}), "
         "Fashion-MNIST images; teachers untrained (timing only). Median of "
