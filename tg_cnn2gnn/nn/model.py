@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from torch import Tensor, nn
-
 import torch
+from torch import Tensor, nn
 
 from tg_cnn2gnn.functional._checks import check_choice, check_positive_int
 from tg_cnn2gnn.functional.graph import topk_to_edges
@@ -34,7 +33,7 @@ from tg_cnn2gnn.inference._common import proxy_distances, resolve_bank, select_b
 from tg_cnn2gnn.inference.registry import MECHANISMS, get_mechanism
 from tg_cnn2gnn.nn import _invariant as inv
 from tg_cnn2gnn.nn.head import LearnedGraphHead, effective_sparsity
-from tg_cnn2gnn.nn.student import GraphStudent, as_student
+from tg_cnn2gnn.nn.student import as_student
 
 
 class InductiveGraphModel(nn.Module):
