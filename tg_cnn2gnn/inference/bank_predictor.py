@@ -64,7 +64,7 @@ def _student_convs(student: nn.Module) -> list[nn.Module]:
 
 
 def _head_tensors(model, xb: Tensor, cb: Tensor, bank: Tensor) -> tuple[dict, dict[str, Tensor]]:
-    """The per-sample encoder and the bank's distance columns, as ``d = f(c' @ col_w + col_b)``."""
+    """The per-sample encoder and the bank's distance columns, ``d = f([c', 1] @ col_wb)``."""
     from tg_cnn2gnn.nn.model import CNN2GNN, FixedGraphGNN
     t: dict[str, Tensor] = {}
     if isinstance(model, CNN2GNN):
@@ -83,7 +83,7 @@ def _head_tensors(model, xb: Tensor, cb: Tensor, bank: Tensor) -> tuple[dict, di
             w, b = head.anchor_rows(bank)
             t["col_w"], spec["metric"] = w.detach().t().contiguous(), "linear"
             t["col_b"] = (b.detach().view(-1) if b is not None else w.new_zeros(bank.numel())).clone()
-            return spec, t
+            return spec, _fold_bias(t)
         metric = "sqeuclidean"
     elif isinstance(model, FixedGraphGNN):
         spec = {"layers": 0, "proj": False, "normalise": model.metric == "cosine"}
@@ -96,9 +96,16 @@ def _head_tensors(model, xb: Tensor, cb: Tensor, bank: Tensor) -> tuple[dict, di
         t["col_w"], t["col_b"], metric = -F.normalize(cb, dim=1).t(), cb.new_ones(cb.size(0)), "linear"
     else:
         t["col_w"], t["col_b"] = -2.0 * cb.t(), (cb * cb).sum(1)
-    t["col_w"] = t["col_w"].contiguous()
     spec["metric"] = metric
-    return spec, t
+    return spec, _fold_bias(t)
+
+
+def _fold_bias(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Store the columns as one ``[K + 1, |B|]`` matrix whose last row is ``col_b``, so that
+    ``[c, 1] @ col_wb`` gives the distances in one product (no ``[T, |B|]`` element-wise pass,
+    which costs as much as the product at batch size 1)."""
+    t["col_wb"] = torch.cat([t.pop("col_w"), t.pop("col_b").unsqueeze(0)]).contiguous()
+    return t
 
 
 class BankPredictor(nn.Module):
@@ -190,21 +197,22 @@ class BankPredictor(nn.Module):
         s, nb, metric = self.spec["s"], self.spec["num_bank"], self.spec["head"]["metric"]
         mm = inv.rowwise_mm if self.deterministic else torch.matmul
         row = (code * code).sum(1, keepdim=True) if metric != "linear" else None
+        code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
         best_v = best_i = None
         for a in range(0, nb, self.neighbour_chunk):
             b = min(nb, a + self.neighbour_chunk)
-            d = mm(code, self.col_w[:, a:b]) + self.col_b[a:b]
+            d = mm(code1, self.col_wb[:, a:b])
             if row is not None:
                 d = (row + d).clamp_min(0)
             k = min(s + 1, b - a)
-            neg, idx = torch.topk(d.neg(), k, dim=1, largest=True, sorted=True)
+            val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
             if best_v is None:
-                best_v, best_i = neg, idx + a
+                best_v, best_i = val, idx + a
             else:
-                cand_v, cand_i = torch.cat([best_v, neg], 1), torch.cat([best_i, idx + a], 1)
-                best_v, pos = torch.topk(cand_v, s + 1, dim=1, largest=True, sorted=True)
+                cand_v, cand_i = torch.cat([best_v, val], 1), torch.cat([best_i, idx + a], 1)
+                best_v, pos = torch.topk(cand_v, s + 1, dim=1, largest=False, sorted=True)
                 best_i = cand_i.gather(1, pos)
-        vals = best_v.neg()
+        vals = best_v
         if metric == "euclidean":
             vals = vals.sqrt()
         return best_i[:, :s], simplex_weights(vals, s)
