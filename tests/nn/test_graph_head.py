@@ -36,7 +36,7 @@ def test_anchor_batch_uses_exactly_its_columns():
 
 
 def test_anchor_gradient_is_row_sparse_on_the_batch_rows():
-    head = _anchor()
+    head = _anchor(sparse_grad=True)            # opt-in (default False: stock optimisers work)
     x = torch.randn(7, 6, dtype=torch.float64)
     idx = torch.tensor([3, 17, 0, 39, 22, 5, 11])
     _, ew = head(x, idx)
@@ -68,8 +68,11 @@ def test_anchor_index_errors():
         head(x, torch.arange(5).double())
     with pytest.raises(ValueError, match="form="):
         LearnedGraphHead(6, 10, form="bilinear")
+    unsized = LearnedGraphHead(6, None, form="anchor")       # sized lazily
+    with pytest.raises(ValueError, match=r"not sized yet.*set_num_train"):
+        unsized(x, torch.arange(5))
     with pytest.raises(ValueError, match="num_train"):
-        LearnedGraphHead(6, None, form="anchor")
+        unsized.set_num_train(0)
 
 
 @pytest.mark.parametrize("form", ["anchor", "embedding"])

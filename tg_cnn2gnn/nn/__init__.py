@@ -3,7 +3,7 @@ from tg_cnn2gnn.nn.head import HEAD_FORMS, LearnedGraphHead
 from tg_cnn2gnn.nn.model import (MECHANISMS, CNN2GNN, EucGNN, FixedGraphGNN, InductiveGraphModel,
                                  InGNN, proxy_distances, select_bank)
 from tg_cnn2gnn.nn.optim import OPTIMIZERS, LazyAdam, LazySGD, clip_grad_norm, make_optimizer
-from tg_cnn2gnn.nn.student import CONVS, GraphStudent
+from tg_cnn2gnn.nn.student import CONVS, GraphStudent, as_student
 
 __all__ = [
     "CNN2GNN",
@@ -19,6 +19,7 @@ __all__ = [
     "LearnedGraphHead",
     "MECHANISMS",
     "OPTIMIZERS",
+    "as_student",
     "clip_grad_norm",
     "make_optimizer",
     "proxy_distances",

@@ -76,8 +76,10 @@ class LearnedGraphHead(nn.Module):
 
     Args:
         in_channels (int): input size ``F`` (flattened samples).
-        num_train (int, optional): number of training samples ``n_train`` (anchor form;
-            ignored by the embedding form, may be :obj:`None` there).
+        num_train (int, optional): number of training samples ``n_train`` (anchor form).
+            :obj:`None` leaves the anchor layer unsized until :meth:`set_num_train` (the
+            distiller calls it with the size of the split it trains on; loading a
+            ``state_dict`` sizes it too). Ignored by the embedding form.
         s (int): sparsity of Eq. 3. (default: :obj:`50`)
         hidden_channels (sequence of int): MLP widths; may be empty (a linear head).
             (default: :obj:`(512, 256)`, the paper's)
@@ -86,9 +88,12 @@ class LearnedGraphHead(nn.Module):
         dropout (float): dropout after every hidden layer. (default: :obj:`0.0`)
         bias (bool): bias of the decision layer (anchor: one :math:`b_j` per training
             sample, as in ``nn.Linear``) or of the embedding projection. (default: :obj:`True`)
-        sparse_grad (bool): anchor form: row-sparse gradient for the last layer.
-            :obj:`False` gives an ordinary dense gradient (``num_train x hidden`` per step),
-            usable with any stock optimiser. (default: :obj:`True`)
+        sparse_grad (bool): anchor form: row-sparse gradient for the last layer, so a step
+            costs ``O(batch x hidden)`` whatever ``num_train`` -- opt-in, it needs
+            :class:`~tg_cnn2gnn.nn.LazyAdam` / :func:`~tg_cnn2gnn.nn.make_optimizer` (stock
+            ``torch.optim.Adam`` rejects sparse gradients). :obj:`False` gives an ordinary
+            dense gradient (``num_train x hidden`` per step) that any stock optimiser takes.
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** ``x [B, F]``, ``index [B]`` (training-sample ids; anchor form)
@@ -100,7 +105,7 @@ class LearnedGraphHead(nn.Module):
     def __init__(self, in_channels: int, num_train: int | None = None, s: int = 50,
                  hidden_channels: Sequence[int] = (512, 256), form: str = "anchor",
                  embedding_channels: int = 64, dropout: float = 0.0,
-                 sparse_grad: bool = True, bias: bool = True) -> None:
+                 sparse_grad: bool = False, bias: bool = True) -> None:
         super().__init__()
         check_choice("form", form, HEAD_FORMS)
         check_positive_int("in_channels", in_channels)
@@ -127,20 +132,16 @@ class LearnedGraphHead(nn.Module):
                 layers.append(nn.Dropout(dropout))
             width = h
         self.body = nn.Sequential(*layers)
+        self.bias = bool(bias)
+        self.out_width = width
         if form == "anchor":
-            if num_train is None:
-                raise ValueError("form='anchor' needs num_train (one output per training sample)")
-            check_positive_int("num_train", num_train)
-            self.num_train = num_train
+            self.num_train = None
             self.embedding_channels = None
-            # The decision layer nn.Linear(width, num_train), stored row-per-sample so a
-            # batch gathers its rows (F.embedding gives a row-sparse gradient).
-            self.anchor_weight = nn.Parameter(torch.empty(num_train, width))
-            if bias:
-                self.anchor_bias = nn.Parameter(torch.empty(num_train, 1))
-            else:
-                self.register_parameter("anchor_bias", None)
+            self.register_parameter("anchor_weight", None)
+            self.register_parameter("anchor_bias", None)
             self.proj = None
+            if num_train is not None:
+                self.set_num_train(num_train, _init=False)
         else:
             check_positive_int("embedding_channels", embedding_channels)
             self.num_train = num_train
@@ -148,18 +149,61 @@ class LearnedGraphHead(nn.Module):
             self.proj = nn.Linear(width, embedding_channels, bias=bias)
             self.register_parameter("anchor_weight", None)
             self.register_parameter("anchor_bias", None)
-        self.out_width = width
         self.reset_parameters()
+        self._register_load_state_dict_pre_hook(self._size_from_state_dict)
+
+    def set_num_train(self, num_train: int, _init: bool = True) -> None:
+        """Size the anchor form's decision layer for ``num_train`` training samples.
+
+        A no-op when already of that size; a different size re-creates (and re-initialises)
+        the layer with a warning. The embedding form only records ``num_train``. Call it
+        before building the optimiser, which must see the new parameters.
+        """
+        check_positive_int("num_train", num_train)
+        if self.form != "anchor":
+            self.num_train = num_train
+            return
+        if self.num_train == num_train:
+            return
+        if self.num_train is not None:
+            import warnings
+            warnings.warn(f"LearnedGraphHead: re-sizing the anchor layer from num_train="
+                          f"{self.num_train} to {num_train}; its rows are re-initialised",
+                          stacklevel=2)
+        like = self.body[0].weight if len(self.body) else None
+        kw = {} if like is None else {"device": like.device, "dtype": like.dtype}
+        self.num_train = num_train
+        # The decision layer nn.Linear(width, num_train), stored row-per-sample so a
+        # batch gathers its rows (F.embedding gives a row-sparse gradient).
+        self.anchor_weight = nn.Parameter(torch.empty(num_train, self.out_width, **kw))
+        self.anchor_bias = nn.Parameter(torch.empty(num_train, 1, **kw)) if self.bias else None
+        if _init:
+            self._init_anchor()
+
+    def _size_from_state_dict(self, state_dict, prefix, *args) -> None:
+        w = state_dict.get(prefix + "anchor_weight")
+        if self.form == "anchor" and self.num_train is None and isinstance(w, Tensor) and w.dim() == 2:
+            self.set_num_train(w.size(0), _init=False)
+
+    def _check_sized(self) -> None:
+        if self.form == "anchor" and self.num_train is None:
+            raise ValueError("LearnedGraphHead(form='anchor') is not sized yet (num_train=None): call "
+                             "head.set_num_train(n) or model.set_num_train(n) with the number of "
+                             "training samples before use (HeteroDistiller.fit does it)")
+
+    def _init_anchor(self) -> None:
+        bound = 1.0 / math.sqrt(self.out_width)   # nn.Linear's default init
+        nn.init.uniform_(self.anchor_weight, -bound, bound)
+        if self.anchor_bias is not None:
+            nn.init.uniform_(self.anchor_bias, -bound, bound)
 
     def reset_parameters(self) -> None:
         for m in self.body:
             if isinstance(m, nn.Linear):
                 m.reset_parameters()
         if self.form == "anchor":
-            bound = 1.0 / math.sqrt(self.out_width)   # nn.Linear's default init
-            nn.init.uniform_(self.anchor_weight, -bound, bound)
-            if self.anchor_bias is not None:
-                nn.init.uniform_(self.anchor_bias, -bound, bound)
+            if self.num_train is not None:
+                self._init_anchor()
         else:
             self.proj.reset_parameters()
 
@@ -174,6 +218,7 @@ class LearnedGraphHead(nn.Module):
         (``None`` without bias). Gathered rows only, never the ``num_train`` outputs."""
         if self.form != "anchor":
             raise ValueError("anchor_rows is only defined for form='anchor'")
+        self._check_sized()
         b = self.anchor_bias
         if self.sparse_grad:
             return (F.embedding(index, self.anchor_weight, sparse=True),
@@ -205,6 +250,7 @@ class LearnedGraphHead(nn.Module):
         given by their features ``x_cols [M, F]``; ``index`` is ignored.
         """
         if self.form == "anchor":
+            self._check_sized()
             if index is None:
                 raise ValueError("form='anchor' measures distances to training samples only: "
                                  "pass their indices as index")
@@ -224,6 +270,7 @@ class LearnedGraphHead(nn.Module):
         (it is excluded when Eq. 3 is applied).
         """
         if self.form == "anchor":
+            self._check_sized()
             if index is None:
                 raise ValueError("form='anchor' needs index: the training-sample indices "
                                  "of the batch rows")

@@ -2,7 +2,8 @@ r"""Optimisers that take dense and row-sparse gradients in one ``param_groups`` 
 
 The anchor form of :class:`~tg_cnn2gnn.nn.LearnedGraphHead` keeps one row of its
 last layer per training sample (``num_train x hidden`` weights). A training step only
-reads the rows of its batch, and with ``sparse_grad=True`` (the default) the gradient of
+reads the rows of its batch, and with ``sparse_grad=True`` (opt-in; the default
+``False`` gives a dense gradient that any stock optimiser takes) the gradient of
 that weight is a ``torch.sparse_coo`` tensor holding those rows only. Stock
 :class:`torch.optim.Adam` and :class:`torch.optim.AdamW` reject sparse gradients and
 :class:`torch.optim.SparseAdam` rejects dense ones, so a model that has both would need
@@ -22,6 +23,7 @@ non-zero ``weight_decay`` only decays the rows a step touches.
 Usage (the distiller does this)::
 
     from tg_cnn2gnn.nn import make_optimizer
+    model = CNN2GNN(LearnedGraphHead(784, num_train, sparse_grad=True), GraphStudent(784, 256, 10))
     opt = make_optimizer(model, lr=0.01, kind="adam", weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     for x, y, idx in loader:

@@ -186,3 +186,32 @@ class GraphStudent(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.hidden_channels}, "
                 f"{self.out_channels}, num_layers={self.num_layers}, conv={self.conv_name})")
+
+
+def as_student(student: object) -> nn.Module:
+    """Check that ``student`` can serve as the GNN of an inductive model and return it.
+
+    Accepted: :class:`GraphStudent`, PyG's own models (``torch_geometric.nn.models.GCN``,
+    ``GraphSAGE``, ``GAT``, ... -- their ``forward(x, edge_index, edge_weight=None, ...)``
+    passes the weights to convs that take them) or any ``nn.Module`` whose ``forward``
+    takes ``(x [N, F], edge_index [2, E], edge_weight [E])`` and returns ``[N, C]``.
+    Duck-typed: nothing is wrapped, so parameters and ``state_dict`` keys stay the module's own.
+
+    Raises:
+        TypeError: not an ``nn.Module``, or its ``forward`` cannot take three positional
+            arguments.
+    """
+    if not isinstance(student, nn.Module):
+        raise TypeError(f"student must be an nn.Module (GraphStudent, a torch_geometric.nn.models "
+                        f"model, or any module forward(x, edge_index, edge_weight)), "
+                        f"got {type(student).__name__}")
+    try:
+        params = list(inspect.signature(student.forward).parameters.values())
+    except (TypeError, ValueError):    # builtins / C++ modules: trust the caller
+        return student
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 3 and not any(p.kind == p.VAR_POSITIONAL for p in params):
+        names = ", ".join(p.name for p in params)
+        raise TypeError(f"student {type(student).__name__}.forward({names}) must take "
+                        f"(x, edge_index, edge_weight): the sample graph is weighted")
+    return student

@@ -1,0 +1,246 @@
+r"""The frozen-bank predictor: ``"bank"`` inference at one sample's marginal cost.
+
+Everything the bank contributes to ``predict(mechanism="bank")`` is fixed once the model
+is trained: the bank samples' codes (as distance columns), the bank graph and the bank
+nodes' per-layer states that a test node reads (test nodes only receive messages). A
+:class:`BankPredictor` holds them as buffers and does, per test sample ``x_t``: the head
+MLP on ``x_t`` (``O(F H)``), its distances to the ``|B|`` bank columns (``O(H |B|)``), Eq. 3
+over its ``s`` nearest, and each student layer for its own node (``O(s H + F H)``,
+:mod:`~tg_cnn2gnn.inference.frozen`). Nothing is ever computed over the bank.
+
+Modes (both give ``predict(mechanism="bank")``'s logits to float tolerance: the bank part
+is computed once instead of per call, and sums run in a different order):
+
+* ``deterministic=False`` (default): every product is one ``gemm`` over the call's rows --
+  fastest, but BLAS may round a row differently depending on the batch shape, so logits
+  may change in the last bits with the batch size.
+* ``deterministic=True``: every product of sample features with a weight matrix is
+  computed row by row (:mod:`tg_cnn2gnn.nn._invariant`) and neighbour aggregation is one
+  product per node, so the logits are bit-identical under any batching (batch size 1
+  included) for a fixed device and thread count; about 2-3x the time of the ``gemm``
+  mode on a large batch, about the same at batch size 1.
+
+Neighbour search over a large bank runs in column chunks of ``neighbour_chunk`` bank
+samples, merging the running ``s + 1`` nearest, so memory stays ``O(T x chunk)``.
+
+Construction: ``model.bank_predictor(train_x, bank_size=..., seed=...)``. The predictor is
+a plain module of tensors plus a JSON-able :attr:`spec`, so it saves without pickled code
+(:func:`~tg_cnn2gnn.inference.save_predictor`) and exports with ``torch.export``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tg_cnn2gnn.functional.simplex import simplex_weights
+from tg_cnn2gnn.inference._common import effective_sparsity, flat
+from tg_cnn2gnn.inference.bank import bank_graph_chunked
+from tg_cnn2gnn.inference.frozen import freeze_conv, frozen_forward
+from tg_cnn2gnn.nn import _invariant as inv
+
+#: Layout version of :attr:`BankPredictor.spec`.
+SPEC_VERSION = 1
+
+
+def _plain_lin(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    return F.linear(x, w, b)
+
+
+def _student_convs(student: nn.Module) -> list[nn.Module]:
+    """The convs of a :class:`GraphStudent` or of a plain PyG ``BasicGNN`` (ReLU, no norm, no JK)."""
+    from tg_cnn2gnn.nn.student import GraphStudent
+    if isinstance(student, GraphStudent):
+        return list(student.convs)
+    from torch_geometric.nn.models.basic_gnn import BasicGNN
+    if isinstance(student, BasicGNN):
+        plain_norm = all(isinstance(n, nn.Identity) for n in (student.norms or []))
+        if isinstance(student.act, nn.ReLU) and plain_norm and student.jk_mode is None:
+            return list(student.convs)
+        raise ValueError("bank_predictor supports PyG BasicGNN students with act='relu', no norm "
+                         "and no jumping knowledge; use model.predict(mechanism='bank')")
+    raise ValueError(f"bank_predictor needs a GraphStudent or a PyG BasicGNN student to freeze "
+                     f"layer by layer, got {type(student).__name__}; use model.predict(mechanism='bank')")
+
+
+def _head_tensors(model, xb: Tensor, cb: Tensor, bank: Tensor) -> tuple[dict, dict[str, Tensor]]:
+    """The per-sample encoder and the bank's distance columns, ``d = f([c', 1] @ col_wb)``."""
+    from tg_cnn2gnn.nn.model import CNN2GNN, FixedGraphGNN
+    t: dict[str, Tensor] = {}
+    if isinstance(model, CNN2GNN):
+        head = model.head
+        lins = [m for m in head.body if isinstance(m, nn.Linear)]
+        if any(not isinstance(m, (nn.Linear, nn.ReLU, nn.Dropout)) for m in head.body):
+            raise ValueError("bank_predictor supports heads made of Linear/ReLU/Dropout layers")
+        for i, m in enumerate(lins):
+            t[f"head_w{i}"], t[f"head_b{i}"] = m.weight.detach().clone(), m.bias.detach().clone()
+        spec = {"layers": len(lins), "proj": head.proj is not None, "normalise": False}
+        if head.proj is not None:
+            t["head_proj_w"] = head.proj.weight.detach().clone()
+            if head.proj.bias is not None:
+                t["head_proj_b"] = head.proj.bias.detach().clone()
+        if head.form == "anchor":
+            w, b = head.anchor_rows(bank)
+            t["col_w"], spec["metric"] = w.detach().t().contiguous(), "linear"
+            t["col_b"] = (b.detach().view(-1) if b is not None else w.new_zeros(bank.numel())).clone()
+            return spec, _fold_bias(t)
+        metric = "sqeuclidean"
+    elif isinstance(model, FixedGraphGNN):
+        spec = {"layers": 0, "proj": False, "normalise": model.metric == "cosine"}
+        metric = model.metric
+    else:
+        raise ValueError(f"bank_predictor supports CNN2GNN and FixedGraphGNN models, got {type(model).__name__}")
+    if metric == "inner":
+        t["col_w"], t["col_b"], metric = -cb.t(), cb.new_zeros(cb.size(0)), "linear"
+    elif metric == "cosine":
+        t["col_w"], t["col_b"], metric = -F.normalize(cb, dim=1).t(), cb.new_ones(cb.size(0)), "linear"
+    else:
+        t["col_w"], t["col_b"] = -2.0 * cb.t(), (cb * cb).sum(1)
+    spec["metric"] = metric
+    return spec, _fold_bias(t)
+
+
+def _fold_bias(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Store the columns as one ``[K + 1, |B|]`` matrix whose last row is ``col_b``, so that
+    ``[c, 1] @ col_wb`` gives the distances in one product (no ``[T, |B|]`` element-wise pass,
+    which costs as much as the product at batch size 1)."""
+    t["col_wb"] = torch.cat([t.pop("col_w"), t.pop("col_b").unsqueeze(0)]).contiguous()
+    return t
+
+
+class BankPredictor(nn.Module):
+    r"""``"bank"`` inference with the bank precomputed: ``x [T, F]`` (or images ``[T, ...]``)
+    -> logits ``[T, C]`` equal to ``model.predict(x, mechanism="bank", ...)`` for the same
+    bank (see the module docstring for the two modes and their cost).
+
+    Build it with :meth:`from_model` (``model.bank_predictor(train_x, ...)``); :attr:`spec`
+    (JSON-able) and the buffers describe it completely.
+
+    Args:
+        spec (dict): layout (``in_channels``, ``out_channels``, ``s``, ``num_bank``, head and
+            layer specs).
+        tensors (dict): every tensor, registered as buffers under the same names.
+        deterministic (bool): row-invariant arithmetic (bit-identical under any batching).
+        neighbour_chunk (int): bank columns per chunk of the neighbour search.
+    """
+
+    def __init__(self, spec: dict, tensors: dict[str, Tensor], *, deterministic: bool = False,
+                 neighbour_chunk: int = 65536) -> None:
+        super().__init__()
+        if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
+            raise ValueError(f"spec must be a BankPredictor spec of version {SPEC_VERSION}, "
+                             f"got version {spec.get('version') if isinstance(spec, dict) else spec!r}")
+        if isinstance(neighbour_chunk, bool) or not isinstance(neighbour_chunk, int) or neighbour_chunk < 1:
+            raise ValueError(f"neighbour_chunk must be a positive int, got {neighbour_chunk!r}")
+        self.spec = spec
+        self.deterministic = bool(deterministic)
+        self.neighbour_chunk = neighbour_chunk
+        for k, v in tensors.items():
+            self.register_buffer(k, v.detach())
+        # (short name, buffer name) per layer, looked up once instead of per call.
+        self._layer_keys = [[(k[len(f"layer{i}_"):], k) for k in tensors if k.startswith(f"layer{i}_")]
+                            for i in range(len(spec.get("layers", [])))]
+
+    @classmethod
+    @torch.no_grad()
+    def from_model(cls, model, train_x: Tensor, bank: Tensor, *, deterministic: bool = False,
+                   neighbour_chunk: int = 65536) -> "BankPredictor":
+        """Precompute the bank of ``model`` from ``train_x [n_train, F]`` and bank ids ``bank [|B|]``.
+
+        Cost, once: the head on the bank, ``|B|^2`` distances in row chunks (never a
+        ``[|B|, |B|]`` matrix), the student over the bank graph."""
+        convs = _student_convs(model.student)
+        was_training = model.training
+        model.eval()
+        try:
+            xb = flat(train_x).index_select(0, bank)
+            cb = model.code(xb)
+            ei, ew = bank_graph_chunked(model, cb, bank)
+            head_spec, t = _head_tensors(model, xb, cb, bank)
+            layers, h = [], xb
+            for i, conv in enumerate(convs):
+                spec, lt = freeze_conv(conv, h, ei, ew, _plain_lin)
+                layers.append(spec)
+                t.update({f"layer{i}_{k}": v for k, v in lt.items()})
+                h = conv(h, ei, ew)
+                if i < len(convs) - 1:
+                    h = torch.relu(h)
+        finally:
+            model.train(was_training)
+        t["bank_index"] = bank.detach().clone().long()
+        spec = {"version": SPEC_VERSION, "in_channels": int(xb.size(1)),
+                "out_channels": int(layers and t[_last_out(len(layers) - 1, layers[-1])].size(0)),
+                "s": effective_sparsity(model.s, bank.numel(), what="bank samples"),
+                "num_bank": int(bank.numel()), "head": head_spec, "layers": layers}
+        return cls(spec, {k: v.contiguous() for k, v in t.items()}, deterministic=deterministic,
+                   neighbour_chunk=neighbour_chunk)
+
+    # -------------------------------------------------------------------- per-sample work
+    def _lin(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        return inv.rowwise_linear(x, w, b) if self.deterministic else F.linear(x, w, b)
+
+    def _t(self, i: int) -> dict[str, Tensor]:
+        return {short: getattr(self, full) for short, full in self._layer_keys[i]}
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The head's code ``[T, K]`` of samples ``x [T, F]`` (the features themselves for
+        fixed-graph models)."""
+        hs = self.spec["head"]
+        for i in range(hs["layers"]):
+            x = torch.relu(self._lin(x, getattr(self, f"head_w{i}"), getattr(self, f"head_b{i}")))
+        if hs["proj"]:
+            x = self._lin(x, self.head_proj_w, getattr(self, "head_proj_b", None))
+        return F.normalize(x, dim=1) if hs["normalise"] else x
+
+    def neighbours(self, code: Tensor) -> tuple[Tensor, Tensor]:
+        """Bank positions ``[T, s]`` of each sample's ``s`` nearest and their Eq. 3 weights ``[T, s]``."""
+        s, nb, metric = self.spec["s"], self.spec["num_bank"], self.spec["head"]["metric"]
+        mm = inv.rowwise_mm if self.deterministic else torch.matmul
+        row = (code * code).sum(1, keepdim=True) if metric != "linear" else None
+        code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
+        best_v = best_i = None
+        for a in range(0, nb, self.neighbour_chunk):
+            b = min(nb, a + self.neighbour_chunk)
+            d = mm(code1, self.col_wb[:, a:b])
+            if row is not None:
+                d = (row + d).clamp_min(0)
+            k = min(s + 1, b - a)
+            val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            if best_v is None:
+                best_v, best_i = val, idx + a
+            else:
+                cand_v, cand_i = torch.cat([best_v, val], 1), torch.cat([best_i, idx + a], 1)
+                best_v, pos = torch.topk(cand_v, s + 1, dim=1, largest=False, sorted=True)
+                best_i = cand_i.gather(1, pos)
+        vals = best_v
+        if metric == "euclidean":
+            vals = vals.sqrt()
+        return best_i[:, :s], simplex_weights(vals, s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [T, F]`` (or ``[T, C, H, W]``, flattened) -> logits ``[T, C]``."""
+        x = flat(x)
+        if x.dim() != 2 or x.size(1) != self.spec["in_channels"]:
+            raise ValueError(f"x must be [T, {self.spec['in_channels']}] (or samples that flatten "
+                             f"to it), got shape {tuple(x.shape)}")
+        nbr, w = self.neighbours(self.encode(x))
+        h = x
+        for i, spec in enumerate(self.spec["layers"]):
+            if i > 0:
+                h = torch.relu(h)
+            h = frozen_forward(spec, self._t(i), h, nbr, w, self._lin)
+        return h
+
+    def extra_repr(self) -> str:
+        kinds = ",".join(l["kind"] for l in self.spec["layers"])
+        return (f"in={self.spec['in_channels']}, out={self.spec['out_channels']}, "
+                f"bank={self.spec['num_bank']}, s={self.spec['s']}, layers=[{kinds}], "
+                f"deterministic={self.deterministic}")
+
+
+def _last_out(i: int, spec: dict) -> str:
+    """Name of a tensor of layer ``i`` whose first dim is the layer's output width."""
+    kind = spec["kind"]
+    name = {"gcn": "lin_w", "sg": "lin_w", "ssg": "lin_w", "tag": "lins0_w", "graph": "rel_w",
+            "le": "lin3_w"}[kind]
+    return f"layer{i}_{name}"
