@@ -60,7 +60,7 @@ def make(kind: str, n_train: int, args):
     if kind == "naive":
         head = NaiveAnchorHead(784, n_train, s=args.s, sparse_grad=False)
     else:
-        head = LearnedGraphHead(784, n_train, s=args.s, form=kind)
+        head = LearnedGraphHead(784, n_train, s=args.s, form=kind, sparse_grad=True)
     return CNN2GNN(head, student)
 
 

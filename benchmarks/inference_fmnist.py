@@ -67,7 +67,7 @@ def build(kind: str, s: int, n_train: int, args) -> torch.nn.Module:
     student = GraphStudent(784, args.hidden, 10, dropout=args.dropout)
     if kind in ("anchor", "embedding"):
         head = LearnedGraphHead(784, n_train, s=s, hidden_channels=tuple(args.head_hidden),
-                                form=kind, embedding_channels=args.embedding_channels)
+                                form=kind, embedding_channels=args.embedding_channels, sparse_grad=True)
         return CNN2GNN(head, student)
     if kind == "ingnn":
         return InGNN(student, s=s)
