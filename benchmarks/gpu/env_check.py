@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         info["torch_geometric"] = torch_geometric.__version__
         import gpu_api as api
         info["package"] = "ok"
-        info["hardware"] = api.P.hardware()
+        info["hardware"] = api.hardware()
     except Exception as e:  # noqa: BLE001 - report, then fail
         info["package"] = f"{type(e).__name__}: {e}"
     if torch.cuda.is_available():

@@ -3,91 +3,114 @@ r"""The one adapter between the GPU scripts / CUDA tests and the package.
 Every call the GPU benchmarks (``benchmarks/gpu/*.py``) and the CUDA tests
 (``tests/cuda``) make into ``tg_cnn2gnn`` goes through this module, so a refactor of
 the trainer, the run layer or the inference only needs this file retargeted.
-Written against the API of ``main`` at 2b0ea0c:
+Written against the run layer and the distiller registry + Trainer of ``integ`` at e061f91:
 
-* settings, data and models: :mod:`tg_cnn2gnn.pipeline` (``Settings``, ``validate``,
-  ``load_data``, ``build_teacher_model``, ``build_student_model``);
+* settings, data and models: :mod:`tg_cnn2gnn.run` (``Settings``, ``validate``,
+  ``load_data`` -> ``RunData``, ``build_teacher_model``, ``build_student_model``);
 * teacher training: :func:`tg_cnn2gnn.distill.pretrain_teacher` (fp16 AMP on CUDA);
-* distillation: :meth:`tg_cnn2gnn.HeteroDistiller.fit`, ``.forward`` (one step), ``.predict``;
-* costs: :func:`tg_cnn2gnn.pipeline.measure_teacher` / ``measure_student`` for FLOPs
-  (device independent; they measure on a CPU copy) and :func:`gpu_latency` here for
-  latency on the model's own device (the pipeline's latencies are CPU-only).
+* distillation: :func:`tg_cnn2gnn.run.factories.train_student` (the distiller registry +
+  :class:`~tg_cnn2gnn.distill.Trainer`, as the command line trains); one training step:
+  :func:`~tg_cnn2gnn.distill.build_distiller` and ``Distiller.forward_train``;
+* costs: :func:`tg_cnn2gnn.run.measure.measure_teacher` / ``measure_student`` for FLOPs
+  (device independent; they count on a CPU copy) and :func:`gpu_latency` here for
+  latency on the model's own device (the run layer's latencies are CPU-only).
+
+bfloat16: the Trainer's ``amp`` is float16 + GradScaler only (``TrainLoop.autocast``), so
+``amp="bf16"`` is one small override of the public ``forward_train`` (:class:`Bf16CNN2GNN`)
+used by the step probes; :func:`distill` (the Trainer) takes ``"none"`` and ``"fp16"``.
 
 Shapes: images ``[N, C, H, W]`` (normalised), labels ``[N]``, node features ``[N, F]``
 with ``F = C H W`` (the student reads flattened images).
 """
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from tg_cnn2gnn import HeteroDistiller
-from tg_cnn2gnn import pipeline as P
 from tg_cnn2gnn.data import augment_batch
-from tg_cnn2gnn.distill import compute_logits, freeze, pretrain_teacher
+from tg_cnn2gnn.distill import CNN2GNNDistiller, Distiller, TrainBatch, compute_logits, freeze, pretrain_teacher
 from tg_cnn2gnn.functional import sparse_simplex_graph
 from tg_cnn2gnn.nn import make_optimizer
+from tg_cnn2gnn.run import RunData, Settings, build_student_model, build_teacher_model, load_data, split_data
+from tg_cnn2gnn.run import validate as _validate
+from tg_cnn2gnn.run.factories import needs_teacher, train_student
+from tg_cnn2gnn.run.measure import hardware, measure_student, measure_teacher, median_time
+from tg_cnn2gnn.run.util import device_of, quiet
 
-__all__ = ["Settings", "RunData", "settings", "load", "build_teacher", "build_student", "augment", "train_teacher",
-           "teacher_meta", "save_teacher_shards", "load_teacher_shards", "make_distiller", "distill", "evaluate",
-           "predict", "teacher_accuracy", "teacher_logits", "make_step_state", "train_step", "simplex_graph",
-           "write_json", "sync", "measure", "gpu_latency", "peak_memory_mib"]
+__all__ = ["Settings", "RunData", "AMP_MODES", "settings", "load", "split", "device", "build_teacher",
+           "build_student", "augment", "train_teacher", "teacher_meta", "save_teacher_shards", "load_teacher_shards",
+           "Bf16CNN2GNN", "make_distiller", "distill", "predict", "teacher_accuracy", "teacher_logits",
+           "make_step_state", "train_step", "simplex_graph", "write_json", "sync", "hardware", "measure",
+           "gpu_latency", "peak_memory_mib"]
 
-Settings = P.Settings
-RunData = P.RunData
-
-
-def settings(values: dict[str, Any]) -> P.Settings:
-    """Checked :class:`~tg_cnn2gnn.pipeline.Settings` from a config mapping (unknown keys raise)."""
-    return P.validate(P.Settings.from_dict(values, source="gpu config"))
+#: ``amp`` values of the step functions: float32, bfloat16 autocast, float16 autocast + GradScaler.
+AMP_MODES = ("none", "bf16", "fp16")
 
 
-def load(s: P.Settings) -> P.RunData:
+def settings(values: dict[str, Any]) -> Settings:
+    """Checked :class:`~tg_cnn2gnn.run.Settings` from a config mapping (unknown keys raise)."""
+    return _validate(Settings.from_dict(values, source="gpu config"))
+
+
+def load(s: Settings) -> RunData:
     """Train / validation / test tensors of ``s`` (on the CPU; ``subset`` / ``test_subset`` applied)."""
-    return P.load_data(s)
+    return load_data(s)
 
 
-def build_teacher(s: P.Settings, data: P.RunData) -> nn.Module:
+def split(x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor, info: Any, *, val_fraction: float = 0.0,
+          split_seed: int = 0) -> RunData:
+    """A :class:`RunData` from tensors already in memory (synthetic data of the throughput run)."""
+    return split_data(x, y, x_test, y_test, info, val_fraction=val_fraction, split_seed=split_seed)
+
+
+def device(s: Settings) -> torch.device:
+    """The device of ``s`` (``auto``: CUDA when available)."""
+    return device_of(s)
+
+
+def build_teacher(s: Settings, data: RunData) -> nn.Module:
     """The randomly initialised teacher of ``s`` (seeded with ``s.seed``)."""
     torch.manual_seed(s.seed)
-    return P.build_teacher_model(s, data.info)
+    return build_teacher_model(s, data.info)
 
 
-def build_student(s: P.Settings, data: P.RunData) -> nn.Module:
+def build_student(s: Settings, data: RunData) -> nn.Module:
     """The CNN2GNN model of ``s`` (head + GNN student; anchor head sized to the training part)."""
     torch.manual_seed(s.seed)
-    return P.build_student_model(s, int(data.train_idx.numel()), int(data.x[0].numel()), data.info.num_classes)
+    return build_student_model(s, data.n_train, data.in_features, data.info.num_classes)
 
 
-def augment(s: P.Settings, images: Tensor) -> Tensor:
+def augment(s: Settings, images: Tensor) -> Tensor:
     """The dataset's random training augmentation (crop / flip) on a device batch ``[B, C, H, W]``."""
     return augment_batch(images, s.dataset)
 
 
-def train_teacher(s: P.Settings, data: P.RunData, teacher: nn.Module, *, amp: bool, augment: bool,
+def train_teacher(s: Settings, data: RunData, teacher: nn.Module, *, amp: bool, augment: bool,
                   out_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Cross-entropy pre-training of ``teacher`` on the training part (``s.teacher_*``
-    settings, ``s.scheduler``), random crop augmentation when ``augment``; returns the
-    package's result (``history`` with per-epoch ``train_time`` and ``val_acc``)."""
-    tr, va = data.train_idx, data.val_idx
+    settings, ``s.scheduler``), random crop augmentation when ``augment``, fp16 AMP when
+    ``amp``; returns the package's result (``history`` with per-epoch ``train_time`` and
+    ``val_acc``). (The run layer's ``teacher_cache.train_teacher`` takes no ``amp`` and
+    writes a run directory, so :func:`~tg_cnn2gnn.distill.pretrain_teacher` is called here.)"""
     aug = (lambda images: augment_batch(images, s.dataset)) if augment else None  # noqa: E731
 
     def every_epoch(epoch: int, row: dict[str, Any]) -> None:
         log(f"teacher epoch {epoch + 1}/{s.teacher_epochs}: loss {row.get('loss', float('nan')):.4f} "
             f"val {row.get('val_acc')} {row.get('train_time', 0.0):.1f} s")
-    with P._quiet():
-        return pretrain_teacher(teacher, data.x[tr], data.y[tr], epochs=s.teacher_epochs,
+    with quiet():
+        return pretrain_teacher(teacher, data.x_train, data.y_train, epochs=s.teacher_epochs,
                                 batch_size=s.teacher_batch_size, optimizer=s.teacher_optimizer, lr=s.teacher_lr,
                                 weight_decay=s.teacher_weight_decay, scheduler=s.scheduler, augment=aug,
-                                val=(data.x[va], data.y[va]) if va.numel() else None, out_dir=out_dir,
-                                seed=s.seed, device=_device(s), amp=amp, distributed=False, progress=False,
-                                tensorboard=False, callbacks=[every_epoch])
+                                val=data.val, out_dir=out_dir, seed=s.seed, device=device(s), amp=amp,
+                                distributed=False, progress=False, tensorboard=False, callbacks=[every_epoch])
 
 
-def teacher_meta(s: P.Settings) -> dict[str, Any]:
+def teacher_meta(s: Settings) -> dict[str, Any]:
     """What a saved teacher was trained for; :func:`load_teacher_shards` refuses other settings."""
     return {"dataset": s.dataset, "teacher": s.teacher, "teacher_width": s.teacher_width, "seed": s.seed,
             "val_fraction": s.val_fraction, "split_seed": s.split_seed, "subset": s.subset}
@@ -140,54 +163,64 @@ def load_teacher_shards(teacher: nn.Module, folder: str | Path, meta: dict[str, 
     return freeze(teacher)
 
 
-class _Bf16Distiller(HeteroDistiller):
-    """HeteroDistiller whose AMP autocast is bfloat16. The package's ``amp=True`` is float16
-    only (``HeteroDistiller._autocast``); this override is the one private hook used here.
-    Retarget: when the trainer takes an AMP dtype, pass it in :func:`make_distiller` instead."""
+class Bf16CNN2GNN(CNN2GNNDistiller):
+    """The CNN2GNN distiller with its training forward under bfloat16 autocast (teacher and
+    GNN; the graph head and Eq. 3 stay float32, :meth:`~Distiller.make_batch` turns autocast
+    off for them). The Trainer's ``amp`` is float16 only (``TrainLoop.autocast``); this one
+    override of the public ``forward_train`` is the bf16 path. Retarget: when the Trainer
+    takes an AMP dtype, drop this class and pass the dtype in :func:`distill` / :func:`train_step`."""
 
-    def _autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+    def forward_train(self, batch: TrainBatch, epoch: int) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.autocast(batch.images.device.type, dtype=torch.bfloat16):
+            return super().forward_train(batch, epoch)
 
 
-def make_distiller(s: P.Settings, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none"
-                   ) -> HeteroDistiller:
-    """A single-process :class:`~tg_cnn2gnn.HeteroDistiller` with the loss settings of ``s``;
-    ``amp``: ``"none"``, ``"fp16"`` (the package's ``amp=True``; ``True`` means the same)
-    or ``"bf16"`` (teacher and student under bfloat16 autocast; head and Eq. 3 stay float32)."""
+def _check_amp(amp: str | bool, allowed: tuple[str, ...] = AMP_MODES, why: str = "") -> str:
     amp = "fp16" if amp is True else "none" if amp is False else amp
-    if amp not in ("none", "fp16", "bf16"):
-        raise ValueError(f"amp={amp!r} is not supported; allowed values: 'none', 'fp16', 'bf16'")
-    cls = _Bf16Distiller if amp == "bf16" else HeteroDistiller
-    return cls(teacher, model, alpha=s.alpha, tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
-               device=_device(s), amp=amp != "none", distributed=False)
+    if amp not in allowed:
+        raise ValueError(f"amp={amp!r} is not supported{why}; allowed values: {', '.join(map(repr, allowed))}")
+    return amp
 
 
-def distill(s: P.Settings, distiller: HeteroDistiller, data: P.RunData, *, out_dir: str | Path | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
-    """:meth:`HeteroDistiller.fit` with the settings of ``s`` (cached teacher logits,
-    validation carved with ``s.val_fraction``, test under ``s.mechanisms``); the summary."""
+def make_distiller(s: Settings, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none"
+                   ) -> CNN2GNNDistiller:
+    """The ``cnn2gnn`` distiller of ``s`` (:func:`~tg_cnn2gnn.distill.build_distiller` with the
+    loss settings of ``s``, as ``train_student`` builds it), moved to ``s``'s device, for
+    :func:`train_step`. ``amp="bf16"`` gives :class:`Bf16CNN2GNN` (same weights and loss);
+    ``"fp16"`` and ``"none"`` the plain distiller (fp16 autocast is :func:`train_step`'s, as the
+    Trainer's is its loop's)."""
+    from tg_cnn2gnn.distill import build_distiller
+    amp = _check_amp(amp)
+    if s.method != "cnn2gnn" or s.student != "gnn":
+        raise ValueError(f"method={s.method!r}, student={s.student!r}: the GPU step probes build the cnn2gnn "
+                         "distiller of a gnn student only (method='cnn2gnn', student='gnn')")
+    use_teacher = teacher if needs_teacher(s) else None
+    kw = dict(alpha=s.alpha if use_teacher is not None else 0.0, tau=s.tau, kd_scale=s.kd_scale,
+              relation_weight=s.relation_weight)
+    d = Bf16CNN2GNN(use_teacher, model, **kw) if amp == "bf16" else \
+        build_distiller("cnn2gnn", use_teacher, model, **kw)
+    return d.to(device(s))
+
+
+def distill(s: Settings, data: RunData, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none",
+            out_dir: str | Path | None = None, log: Callable[[str], None] = print, **overrides: Any
+            ) -> dict[str, Any]:
+    """Distil ``teacher`` into ``model`` as the command line does
+    (:func:`tg_cnn2gnn.run.factories.train_student`: the distiller of ``s.method``, a
+    :class:`~tg_cnn2gnn.distill.Trainer` with the settings of ``s``, cached teacher logits,
+    validation on ``data``'s validation part, test under ``s.mechanisms``); ``amp``: ``"none"``
+    or ``"fp16"`` (the Trainer's ``amp=True``); ``overrides``: Trainer arguments (e.g.
+    ``distributed=True``). Returns the summary (``history``, ``test``, ``train_time_s``, ...)."""
+    amp = _check_amp(amp, ("none", "fp16"), " by the Trainer (its AMP is float16 + GradScaler only)")
+
     def every_epoch(epoch: int, row: dict[str, Any]) -> None:
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == s.epochs:
             log(f"distill epoch {epoch + 1}/{s.epochs}: loss {row.get('loss', float('nan')):.4f} "
                 f"train {row.get('train_acc', float('nan')):.4f} val {row.get('val_acc')} "
                 f"{row.get('train_time', 0.0):.2f}+{row.get('val_time', 0.0):.2f} s")
-    with P._quiet():
-        return distiller.fit(data.x, data.y, epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer,
-                             lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay, scheduler=s.scheduler,
-                             val_fraction=s.val_fraction or None, split_seed=s.split_seed,
-                             val_mechanism=s.val_mechanism, test=(data.x_test, data.y_test),
-                             test_mechanisms=tuple(s.mechanisms), eval_batch_size=s.eval_batch_size,
-                             bank_size=s.bank_size, eval_seed=s.eval_seed,
-                             cache_teacher_logits=bool(s.cache_teacher_logits and distiller.teacher is not None),
-                             out_dir=out_dir, seed=s.seed, progress=False, tensorboard=False,
-                             callbacks=[every_epoch])
-
-
-def evaluate(distiller: HeteroDistiller, x: Tensor, y: Tensor, mechanisms: Sequence[str], *,
-             train_x: Tensor | None = None, bank_size: int = 100, batch_size: int = 100) -> dict[str, float]:
-    """Test accuracy ``{mechanism: acc}`` of the distilled student."""
-    return distiller.evaluate(x, y, mechanism=tuple(mechanisms), train_x=train_x, bank_size=bank_size,
-                              batch_size=batch_size)
+    overrides.setdefault("progress", False)
+    return train_student(s, data, teacher, model, out_dir, log=log, callbacks=[every_epoch], amp=amp == "fp16",
+                         **overrides)
 
 
 def predict(model: nn.Module, x: Tensor, train_x: Tensor, mechanism: str, *, bank_size: int = 100,
@@ -203,37 +236,40 @@ def teacher_accuracy(teacher: nn.Module, x: Tensor, y: Tensor, device: torch.dev
 
 
 def teacher_logits(teacher: nn.Module, x: Tensor, device: torch.device, *, amp: bool = False) -> Tensor:
-    """``[N, C]`` float32 teacher logits on ``device`` (the distiller's logit cache)."""
+    """``[N, C]`` float32 teacher logits on ``device`` (the Trainer's logit cache)."""
     return compute_logits(teacher, x, batch_size=1024, device=device, amp=amp)
 
 
 # ----------------------------------------------------------------------------- one training step
-def make_step_state(distiller: HeteroDistiller, s: P.Settings, *, amp: str = "none"
+def make_step_state(distiller: Distiller, s: Settings, *, amp: str = "none"
                     ) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler | None]:
-    """Optimiser (the package's sparse-aware one, built as ``fit`` builds it) and, for
+    """Optimiser (the package's sparse-aware one, built as the Trainer builds it) and, for
     ``amp="fp16"``, a ``GradScaler``."""
     kw: dict[str, Any] = {"momentum": s.momentum} if s.optimizer == "sgd" else {}
     opt = make_optimizer(distiller.learnable_parameters(), lr=s.lr, kind=s.optimizer,
                          weight_decay=s.weight_decay, **kw)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    scaler = torch.amp.GradScaler("cuda") if _check_amp(amp) == "fp16" else None
     return opt, scaler
 
 
-def train_step(distiller: HeteroDistiller, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
-               images: Tensor, labels: Tensor, pos: Tensor, cache: Tensor | None, *, amp: str = "none") -> Tensor:
-    """One distillation step as the trainer runs it (zero_grad, loss of Eq. 6 with cached
-    teacher logits ``cache[pos]``, backward, optimiser step); ``amp`` = ``none``, ``fp16``
-    (autocast + ``scaler``) or ``bf16`` (autocast, no scaler), matching the ``amp`` the
-    distiller was made with (:func:`make_distiller`: the student's own autocast is the
-    distiller's). Returns the detached loss (a device tensor: reading it is the caller's
-    synchronisation, not the step's)."""
+def train_step(distiller: Distiller, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+               images: Tensor, labels: Tensor, pos: Tensor, cache: Tensor | None, *, amp: str = "none",
+               epoch: int = 0) -> Tensor:
+    """One distillation step as the Trainer's loop runs it (``distill/_engine.py``
+    ``TrainLoop._epoch``): zero_grad, ``forward_train`` on a :class:`TrainBatch` with the
+    cached teacher logits ``cache[pos]``, the loss = sum of the terms, backward, optimiser
+    step; ``amp``: ``none``, ``fp16`` (autocast + ``scaler``) or ``bf16`` (the distiller of
+    :func:`make_distiller` autocasts itself, no scaler). Not included: the loop's per-step
+    metric sums and its non-finite flag (device tensors, read once per epoch). Returns the
+    detached loss (a device tensor: reading it is the caller's synchronisation, not the step's)."""
+    amp = _check_amp(amp)
     opt.zero_grad(set_to_none=True)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
-    ctx = torch.autocast(images.device.type, dtype=dtype) if dtype is not None else \
+    ctx = torch.autocast(images.device.type, dtype=torch.float16) if amp == "fp16" else \
         torch.autocast(images.device.type, enabled=False)
     t_logits = cache.index_select(0, pos) if cache is not None else None
     with ctx:
-        loss, _, _ = distiller(images, labels, pos, t_logits)
+        _, terms = distiller.forward_train(TrainBatch(images, labels, pos, None, t_logits), epoch)
+        loss = functools.reduce(operator.add, terms.values())
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -258,24 +294,28 @@ def write_json(path: str | Path, obj: Any) -> None:
     _write(Path(path), obj)
 
 
-def sync(device: torch.device | str) -> None:
-    P._sync(torch.device(device))
+def sync(dev: torch.device | str) -> None:
+    """Wait for the device's queued work (no-op on the CPU)."""
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
-def measure(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: Tensor, s: P.Settings, *,
+def measure(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: Tensor, s: Settings, *,
             repeats: int = 20) -> dict[str, Any]:
     """Parameters and FLOPs per test sample (teacher; student under ``s.mechanisms``), counted
-    by the pipeline (FLOPs do not depend on the device), plus latencies on the models' own device."""
-    out = {"teacher": P.measure_teacher(teacher, x_test, latency=False),
-           "student": P.measure_student(model, train_x, x_test, mechanisms=tuple(s.mechanisms),
-                                        bank_size=s.bank_size, eval_batch_size=s.eval_batch_size,
-                                        seed=s.eval_seed, latency=False)}
+    by :mod:`tg_cnn2gnn.run.measure` (FLOPs do not depend on the device), plus latencies on
+    the models' own device."""
+    out = {"teacher": measure_teacher(teacher, x_test, latency=False),
+           "student": measure_student(model, train_x, x_test, mechanisms=tuple(s.mechanisms),
+                                      bank_size=s.bank_size, eval_batch_size=s.eval_batch_size,
+                                      seed=s.eval_seed, latency=False)}
     out["latency_ms"] = gpu_latency(teacher, model, train_x, x_test, s, repeats=repeats)
     return out
 
 
 @torch.no_grad()
-def gpu_latency(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: Tensor, s: P.Settings,
+def gpu_latency(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: Tensor, s: Settings,
                 *, n_batched: int = 10000, repeats: int = 20) -> dict[str, Any]:
     """Latency in ms per sample on the models' device: batch 1 (one ``predict`` / forward
     call) and batched (teacher batches of 1024, every test sample; student mechanisms on
@@ -288,7 +328,7 @@ def gpu_latency(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: T
     flat = xt.flatten(1)
 
     def timed(fn: Callable[[], Any], reps: int) -> float:
-        return P.median_time(lambda: (fn(), P._sync(dev)), min(reps, repeats), warmup=2)
+        return median_time(lambda: (fn(), sync(dev)), min(reps, repeats), warmup=2)
 
     def teach_batched() -> None:
         for a in range(0, xt.size(0), 1024):
@@ -307,12 +347,7 @@ def gpu_latency(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: T
     return out
 
 
-def _device(s: P.Settings) -> torch.device:
-    return P._device(s)
-
-
-def peak_memory_mib(device: torch.device) -> float | None:
-    if device.type != "cuda":
+def peak_memory_mib(dev: torch.device) -> float | None:
+    if dev.type != "cuda":
         return None
-    return torch.cuda.max_memory_allocated(device) / 2 ** 20
-
+    return torch.cuda.max_memory_allocated(dev) / 2 ** 20

@@ -19,12 +19,12 @@ def time_teacher_steps(s: api.Settings, data: api.RunData, teacher: nn.Module, *
                        steps: int = 12) -> float:
     """Seconds per teacher training step (batch ``s.teacher_batch_size``, SGD, AMP as the
     trainer runs it) on a throw-away copy of ``teacher``: median of the last half of ``steps``."""
-    dev = api._device(s)
+    dev = api.device(s)
     net = copy.deepcopy(teacher).to(dev).train()
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler("cuda", enabled=amp and dev.type == "cuda")
-    xb = data.x[:s.teacher_batch_size].to(dev)
-    yb = data.y[:s.teacher_batch_size].to(dev)
+    xb = data.x_train[:s.teacher_batch_size].to(dev)
+    yb = data.y_train[:s.teacher_batch_size].to(dev)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -43,15 +43,16 @@ def time_teacher_steps(s: api.Settings, data: api.RunData, teacher: nn.Module, *
 
 def time_distill_steps(s: api.Settings, data: api.RunData, teacher: nn.Module | None, *, steps: int = 30,
                        amp: str = "none") -> dict[str, float]:
-    """Seconds per distillation step (fresh model of ``s``, random cached logits) and per
-    validation pass (``s.val_mechanism`` on the validation part), on ``s``'s device."""
-    dev = api._device(s)
+    """Seconds per distillation step (:func:`gpu_api.train_step`: ``forward_train`` of a fresh
+    model of ``s``, random cached logits) and per validation pass (``s.val_mechanism`` on the
+    validation part), on ``s``'s device."""
+    dev = api.device(s)
     model = api.build_student(s, data)
     d = api.make_distiller(s, teacher, model, amp=amp)
     opt, scaler = api.make_step_state(d, s, amp=amp)
-    n = int(data.train_idx.numel())
-    x = data.x[data.train_idx].to(dev)
-    y = data.y[data.train_idx].to(dev)
+    n = data.n_train
+    x = data.x_train.to(dev)
+    y = data.y_train.to(dev)
     cache = torch.randn(n, data.info.num_classes, device=dev)
     g = torch.Generator().manual_seed(0)
     times = []
@@ -64,9 +65,8 @@ def time_distill_steps(s: api.Settings, data: api.RunData, teacher: nn.Module | 
         times.append(time.perf_counter() - t0)
     tail = sorted(times[steps // 2:])
     out = {"step_s": tail[len(tail) // 2]}
-    va = data.val_idx
-    if va.numel():
-        xv = data.x[va].flatten(1).to(dev)
+    if data.n_val:
+        xv = data.x_val.flatten(1).to(dev)
         t0 = time.perf_counter()
         api.predict(model, xv, x.flatten(1), s.val_mechanism, bank_size=s.bank_size, batch_size=s.eval_batch_size)
         api.sync(dev)

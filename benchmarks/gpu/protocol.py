@@ -67,15 +67,15 @@ def get_teacher(s: api.Settings, gpu: dict[str, Any], data: api.RunData, budget_
     tdir = Path(args.teacher_dir)
     if args.reuse_teacher and list(tdir.glob("teacher_shard*.pt")):
         api.load_teacher_shards(teacher, tdir, api.teacher_meta(s))
-        teacher.to(api._device(s))
+        teacher.to(api.device(s))
         info = {"source": f"shards in {tdir}"}
     else:
         if args.reuse_teacher:
             log(f"WARNING: no teacher shards in {tdir}; training the teacher in this part instead")
         amp, aug = bool(gpu.get("teacher_amp", True)), s.augment != "none"
         step = probes.time_teacher_steps(s, data, teacher, amp=amp, augment=aug, steps=4 if args.smoke else 12)
-        n = int(data.train_idx.numel())
-        epoch_s = SAFETY * (step * -(-n // s.teacher_batch_size) + 0.05 * step * len(data.val_idx) / 256)
+        n = data.n_train
+        epoch_s = SAFETY * (step * -(-n // s.teacher_batch_size) + 0.05 * step * data.n_val / 256)
         fit = max(1, int(budget_s // max(epoch_s, 1e-9)))
         epochs = min(s.teacher_epochs, fit)
         log(f"teacher probe: {step * 1e3:.1f} ms/step -> ~{epoch_s:.1f} s/epoch; {epochs} of "
@@ -88,11 +88,12 @@ def get_teacher(s: api.Settings, gpu: dict[str, Any], data: api.RunData, budget_
         train_time = sum(r.get("train_time", 0.0) for r in hist)
         info = {"source": "trained", "epochs": epochs, "epochs_configured": s.teacher_epochs,
                 "epochs_scaled": epochs < s.teacher_epochs, "probe_step_s": step, "wall_s": wall,
-                "train_samples_per_s": epochs * n / train_time if train_time else None, "amp": "fp16" if amp and api._device(s).type == "cuda" else "none"}
+                "train_samples_per_s": epochs * n / train_time if train_time else None,
+                "amp": "fp16" if amp and api.device(s).type == "cuda" else "none"}
         api.save_teacher_shards(teacher, args.out, api.teacher_meta(s))
         if tdir.resolve() != Path(args.out).resolve():
             api.save_teacher_shards(teacher, tdir, api.teacher_meta(s))
-    dev = api._device(s)
+    dev = api.device(s)
     info["test_acc"] = api.teacher_accuracy(teacher, data.x_test, data.y_test, dev)
     info["target_acc"] = gpu.get("min_teacher_acc")
     info["meets_target"] = info["target_acc"] is None or info["test_acc"] >= info["target_acc"]
@@ -105,7 +106,7 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
     """One distillation run of ``s`` within ``budget_s`` (or exactly ``epochs``); None if not even one epoch fits."""
     amp = str(gpu.get("distill_amp", "none"))
     probe = probes.time_distill_steps(s, data, teacher, amp=amp, steps=6 if smoke else 30)
-    steps = max(1, int(data.train_idx.numel()) // s.batch_size)
+    steps = max(1, data.n_train // s.batch_size)
     epoch_s = SAFETY * (steps * probe["step_s"] + probe["val_s"])
     fit = int((budget_s - RESERVE_S) // max(epoch_s, 1e-9))
     if epochs is None:
@@ -119,14 +120,13 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
         f"{s.epochs}")
     sr = s.replace(epochs=epochs)
     model = api.build_student(sr, data)
-    d = api.make_distiller(sr, teacher, model, amp=amp)
     t0 = time.perf_counter()
-    summary = api.distill(sr, d, data, out_dir=None, log=log)
+    summary = api.distill(sr, data, teacher, model, amp=amp, out_dir=None, log=log)
     wall = time.perf_counter() - t0
     hist = summary.get("history", [])
     train_time = sum(r.get("train_time", 0.0) for r in hist)
-    n = int(data.train_idx.numel())
-    train_x = data.x[data.train_idx].flatten(1)
+    n = data.n_train
+    train_x = data.train_features
     costs = api.measure(teacher, model, train_x, data.x_test, sr, repeats=3 if smoke else 20)
     return {"config": name, "seed": s.seed, "epochs": epochs, "epochs_configured": s.epochs,
             "epochs_scaled": epochs < s.epochs, "probe": probe, "estimated_200_epochs_s": 200 * epoch_s,
@@ -139,12 +139,12 @@ def run_student(name: str, s: api.Settings, gpu: dict[str, Any], data: api.RunDa
 def estimate(args: argparse.Namespace, log: Any) -> int:
     """Time full-size teacher and student steps on this device (no training) and project
     the protocol: seconds per epoch, 200 epochs per student, epochs that fit ``--budget-s``."""
-    out: dict[str, Any] = {"hardware": api.P.hardware(), "budget_s": args.budget_s}
+    out: dict[str, Any] = {"hardware": api.hardware(), "budget_s": args.budget_s}
     paper, gpu_p = load_config(Path(args.paper), args.smoke, device=args.device, root=args.root)
     data = api.load(paper)
-    n = int(data.train_idx.numel())
+    n = data.n_train
     teacher = api.build_teacher(paper, data)
-    cpu = api._device(paper).type == "cpu"
+    cpu = api.device(paper).type == "cpu"
     step = probes.time_teacher_steps(paper, data, teacher, amp=bool(gpu_p.get("teacher_amp", True)),
                                   augment=paper.augment != "none", steps=2 if cpu else 12)
     out["teacher"] = {"step_s": step, "epoch_s": step * -(-n // paper.teacher_batch_size),
@@ -152,7 +152,7 @@ def estimate(args: argparse.Namespace, log: Any) -> int:
     log(f"teacher {paper.teacher}: {step:.3f} s/step, ~{out['teacher']['epoch_s']:.0f} s/epoch")
     for name, path in (("paper", args.paper), ("recommended", args.recommended)):
         s, gpu = load_config(Path(path), args.smoke, device=args.device, root=args.root)
-        probe = probes.time_distill_steps(s, data, teacher.to(api._device(s)), amp=str(gpu.get("distill_amp", "none")),
+        probe = probes.time_distill_steps(s, data, teacher.to(api.device(s)), amp=str(gpu.get("distill_amp", "none")),
                                        steps=10 if cpu else 30)
         epoch_s = n // s.batch_size * probe["step_s"] + probe["val_s"]
         out[name] = {**probe, "epoch_s": epoch_s, "epochs_200_s": 200 * epoch_s,
@@ -199,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     paper, gpu_p = load_config(Path(args.paper), args.smoke, device=args.device, root=args.root)
     rec, gpu_r = load_config(Path(args.recommended), args.smoke, device=args.device, root=args.root)
     result: dict[str, Any] = {"parts": args.parts, "budget_s": args.budget_s, "smoke": args.smoke,
-                              "hardware": api.P.hardware(), "runs": []}
+                              "hardware": api.hardware(), "runs": []}
     data = api.load(paper)
-    log(f"data: {paper.dataset}, {data.train_idx.numel()} train / {data.val_idx.numel()} val / "
-        f"{data.y_test.numel()} test; device {api._device(paper)}")
+    log(f"data: {paper.dataset}, {data.n_train} train / {data.n_val} val / {data.n_test} test; "
+        f"device {api.device(paper)}")
     # the teacher's share of the budget: 40 % before the paper student alone, 30 % when both
     # students follow (part 3 alone only loads the shards)
     share = float(gpu_p.get("teacher_share", 0.4))

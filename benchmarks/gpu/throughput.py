@@ -4,8 +4,9 @@ r"""GPU throughput (issue 14): a distillation epoch and the sparse simplex graph
    GCN 784-256-10, s = 50, batch 100), cached teacher logits *in device memory*:
    (a) the training step of the package (:func:`gpu_api.train_step`, what the trainer runs)
    looped over one epoch with all tensors on the device, in fp32, bf16 autocast and fp16
-   autocast + GradScaler; (b) the package's trainer (``HeteroDistiller.fit``, one epoch,
-   data on the CPU as the trainer takes it). Training samples per second; target 50,000.
+   autocast + GradScaler; (b) the package's trainer (``run.factories.train_student`` ->
+   ``Trainer.fit``, one epoch, data handed over on the CPU as users pass it). Training
+   samples per second; target 50,000.
    Synthetic images of Fashion-MNIST's shape (the cost does not depend on pixel values).
 2. **Sparse simplex graph** for N = 1,000,000 points, D = 64, s = 10 on the device, and a
    bare chunked ``matmul + topk`` loop over the same points with the same chunk, in one run;
@@ -42,23 +43,21 @@ def _settings(n_train: int, device: str, smoke: bool) -> api.Settings:
                              head_form="anchor", **widths))
 
 
-class _Data:
-    """Synthetic stand-in of :class:`gpu_api.RunData` (only what the probes read)."""
-
-    def __init__(self, n: int) -> None:
-        from tg_cnn2gnn.data import dataset_info
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 1, 28, 28, generator=g)
-        self.y = torch.randint(0, 10, (n,), generator=g)
-        self.train_idx = torch.arange(n)
-        self.val_idx = torch.zeros(0, dtype=torch.long)
-        self.info = dataset_info("fashion-mnist")
+def synthetic(n: int, n_test: int = 200) -> api.RunData:
+    """Random images of Fashion-MNIST's shape as a :class:`gpu_api.RunData` (``n`` training
+    samples, no validation part, ``n_test`` test samples): the cost does not depend on pixels."""
+    from tg_cnn2gnn.data import dataset_info
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+    xt, yt = torch.randn(n_test, 1, 28, 28, generator=g), torch.randint(0, 10, (n_test,), generator=g)
+    return api.split(x, y, xt, yt, dataset_info("fashion-mnist"), val_fraction=0.0)
 
 
-def distill_rows(s: api.Settings, data: _Data, amps: list[str], log: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    dev = api._device(s)
-    n = data.x.size(0)
-    x, y = data.x.to(dev), data.y.to(dev)
+def distill_rows(s: api.Settings, data: api.RunData, amps: list[str], log: Any
+                 ) -> tuple[list[dict[str, Any]], list[str]]:
+    dev = api.device(s)
+    n = data.n_train
+    x, y = data.x_train.to(dev), data.y_train.to(dev)
     cache = torch.randn(n, 10, device=dev)
     rows = []
     syncs: list[str] = []
@@ -88,30 +87,23 @@ def distill_rows(s: api.Settings, data: _Data, amps: list[str], log: Any) -> tup
                      "seconds": dt, "samples_per_s": steps * s.batch_size / dt, "peak_mib": api.peak_memory_mib(dev),
                      "note": "GradScaler" if amp == "fp16" else ""})
         log(f"step loop {amp}: {rows[-1]['samples_per_s']:.0f} samples/s")
-    # the package's trainer, one epoch, data handed over on the CPU
+    # the package's trainer (train_student -> Trainer.fit), one epoch, data handed over on the CPU
     model = api.build_student(s, data)
-    teacher = _tiny_teacher(s, data)
-    d = api.make_distiller(s, teacher, model)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    summary = _fit_one_epoch(s, d, data)
+    summary = api.distill(s.replace(epochs=1, mechanisms=("bank",)), data, _tiny_teacher(s, data), model,
+                          log=lambda m: None)
     row = summary["history"][0]
-    rows.append({"path": "HeteroDistiller.fit", "setting": f"fp32, 1 epoch, {row.get('steps')} steps",
+    rows.append({"path": "Trainer.fit", "setting": f"fp32, 1 epoch, {row.get('steps')} steps",
                  "seconds": row["train_time"], "samples_per_s": n / row["train_time"],
-                 "peak_mib": api.peak_memory_mib(dev), "note": "batches copied from the CPU each step"})
+                 "peak_mib": api.peak_memory_mib(dev),
+                 "note": "train_student; on CUDA: training set resident on the device, sync-free steps"})
     log(f"fit: {rows[-1]['samples_per_s']:.0f} samples/s")
     return rows, syncs
 
 
-def _tiny_teacher(s: api.Settings, data: _Data) -> torch.nn.Module:
-    return api.build_teacher(s, data).to(api._device(s))
-
-
-def _fit_one_epoch(s: api.Settings, d: Any, data: _Data) -> dict[str, Any]:
-    one = s.replace(epochs=1, val_fraction=0.0, mechanisms=("bank",))
-    test = _Data(200)
-    rd = api.RunData(data.x, data.y, test.x, test.y, data.train_idx, data.val_idx, data.info)
-    return api.distill(one, d, rd, log=lambda m: None)
+def _tiny_teacher(s: api.Settings, data: api.RunData) -> torch.nn.Module:
+    return api.build_teacher(s, data).to(api.device(s))
 
 
 def graph_rows(n: int, dim: int, s: int, chunk: int, device: torch.device, log: Any) -> dict[str, Any]:
@@ -184,11 +176,11 @@ def main(argv: list[str] | None = None) -> int:
 
     n_train = args.n_train or (1000 if args.smoke else 54000)
     s = _settings(n_train, args.device, args.smoke)
-    dev = api._device(s)
+    dev = api.device(s)
     amps = [a for a in args.amps if dev.type == "cuda" or a == "none"]
-    result: dict[str, Any] = {"smoke": args.smoke, "hardware": api.P.hardware(), "device": str(dev),
+    result: dict[str, Any] = {"smoke": args.smoke, "hardware": api.hardware(), "device": str(dev),
                               "n_train": n_train, "widths": {"head": list(s.head_hidden), "hidden": s.hidden, "s": s.s}}
-    rows, syncs = distill_rows(s, _Data(n_train), amps, log)
+    rows, syncs = distill_rows(s, synthetic(n_train), amps, log)
     result["distill"], result["syncs"] = rows, syncs
     api.write_json(out / "throughput.json", result)
     if not args.skip_graph:

@@ -44,20 +44,17 @@ def _pair(setup, cuda, form="anchor", amp="none", **kw):
     model = api.build_student(s, data)
     d_cpu = api.make_distiller(s, copy.deepcopy(teacher), model)
     d_gpu = api.make_distiller(s.replace(device=str(cuda)), copy.deepcopy(teacher), copy.deepcopy(model), amp=amp)
-    assert d_gpu.device == cuda
+    assert next(d_gpu.parameters()).device.type == cuda.type
     return s, data, d_cpu, d_gpu
 
 
 def _batch(data, dev, n=100, seed=0):
-    n_train = int(data.train_idx.numel())
-    pos = torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:n]
-    x = data.x[data.train_idx][pos]
-    y = data.y[data.train_idx][pos]
-    return x.to(dev), y.to(dev), pos.to(dev)
+    pos = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(seed))[:n]
+    return data.x_train[pos].to(dev), data.y_train[pos].to(dev), pos.to(dev)
 
 
 def _cache(d, data, dev):
-    return api.teacher_logits(d.teacher, data.x[data.train_idx], dev)
+    return api.teacher_logits(d.teacher, data.x_train, dev)
 
 
 def _step(d, s, data, dev, amp="none"):
@@ -99,11 +96,11 @@ def test_amp_step_close_to_fp32(setup, cuda, amp, rel):
 
 @pytest.mark.real_cuda
 def test_fit_with_amp_on_cuda(setup, cuda):
-    """The package's own AMP path (HeteroDistiller(amp=True): fp16 + GradScaler) for one epoch."""
+    """The package's own AMP path (train_student -> Trainer(amp=True): fp16 + GradScaler) for one epoch."""
     s, data, teacher = setup
     s = s.replace(device="cuda")
-    d = api.make_distiller(s, copy.deepcopy(teacher), api.build_student(s, data), amp="fp16")
-    summary = api.distill(s, d, data, log=lambda m: None)
+    summary = api.distill(s, data, copy.deepcopy(teacher), api.build_student(s, data), amp="fp16",
+                          log=lambda m: None)
     hist = summary["history"]
     assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["loss"]))
     for mech in ("bank", "batch"):
@@ -116,7 +113,7 @@ def test_predictors_match_cpu(setup, cuda, form, mechanisms):
     s, data, d_cpu, d_gpu = _pair(setup, cuda, form)
     _step(d_cpu, s, data, torch.device("cpu"))     # move away from the initialisation, same on both
     d_gpu.model.load_state_dict(d_cpu.model.state_dict())
-    train_x = data.x[data.train_idx].flatten(1)
+    train_x = data.train_features
     xt = data.x_test.flatten(1)
     for mech in mechanisms:
         lc = api.predict(d_cpu.model, xt, train_x, mech, bank_size=50)
@@ -130,17 +127,24 @@ def test_predictors_match_cpu(setup, cuda, form, mechanisms):
         assert agree >= 0.995, f"{mech}: argmax agrees on {float(agree):.4f}"
 
 
-# Host synchronisations the CURRENT code makes inside one training step (the test below
-# fails and lists them until they are removed; each is a GPU stall per step):
+# Host synchronisations the CURRENT code makes inside one training step, found by reading it
+# (the test below fails and lists the real sites until they are removed; each is a GPU stall
+# per step):
 #   - nn/head.py check_index: bool(((index < 0) | (index >= num_train)).any())  (anchor head)
-#   - functional/simplex.py sparse_simplex_topk: torch.isfinite(dist).all()      (input check)
+#   - functional/distance.py scale_points: float(x.abs().amax())  (one per distance call,
+#     via nn/_invariant.py pairwise_distance in the head)
+#   - functional/simplex.py sparse_simplex_topk(validate=True): check_matrix(dist, finite=True)
+#     -> bool(torch.isfinite(dist).all())
 #   - nn/student.py forward: bool((edge_index[0] == edge_index[1]).any())        (dense-path guard)
 #   - functional/graph.py topk_to_edges -> torch_geometric.utils.coalesce: mask.all() and
 #     boolean-mask indexing (data-dependent output size)
 #   - nn/optim.py LazyAdam/LazySGD: float(state["step"]) and sparse-gradient coalesce
 #   - fp16 only: GradScaler.step reads found_inf (.item()); GradScaler.update
-#   - the trainer (distill/_engine.py, not in this step): torch.isfinite(loss) check per step
-#     and x[pos].to(device) from unpinned CPU memory.
+# Not in the step any more: the Trainer's loop (distill/_engine.py TrainLoop._epoch) is
+# sync-free per step -- a non-finite loss sets a device flag (torch.where) that is read once
+# per epoch (int(bad_step)), metric sums stay on the device, and on CUDA the training set is
+# resident on the device with batches gathered by pinned, non-blocking position copies
+# (distill/_data.py TensorSource.iterate). api.train_step leaves the flag and sums out.
 @pytest.mark.real_cuda
 @pytest.mark.parametrize("form", ["anchor", "embedding"])
 def test_training_step_has_no_host_sync(setup, cuda, form):
@@ -178,10 +182,9 @@ def test_nccl_single_process_fit(setup, cuda, tmp_path):
         t = torch.ones(3, device=cuda)
         dist.all_reduce(t)
         assert torch.equal(t.cpu(), torch.ones(3))
-        from tg_cnn2gnn import HeteroDistiller
-        d = HeteroDistiller(copy.deepcopy(teacher), api.build_student(s, data), device="cuda", distributed=True)
-        assert d.ctx.backend == "nccl" and d.ctx.world_size == 1
-        summary = api.distill(s, d, data, log=lambda m: None)
-        assert len(summary["history"]) == 1
+        summary = api.distill(s, data, copy.deepcopy(teacher), api.build_student(s, data), distributed=True,
+                              log=lambda m: None)
+        assert dist.get_backend() == "nccl" and summary["world_size"] == 1
+        assert len(summary["history"]) == 1 and summary["device"].startswith("cuda")
     finally:
         dist.destroy_process_group()

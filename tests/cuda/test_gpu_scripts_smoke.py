@@ -29,7 +29,7 @@ def _run(args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
 def test_throughput_smoke(tmp_path):
     _run([str(GPU / "throughput.py"), "--smoke", "--threads", "1", "--out", str(tmp_path)])
     res = json.loads((tmp_path / "throughput.json").read_text())
-    assert [r["path"] for r in res["distill"]] == ["step loop, tensors on device", "HeteroDistiller.fit"]
+    assert [r["path"] for r in res["distill"]] == ["step loop, tensors on device", "Trainer.fit"]
     assert all(r["samples_per_s"] > 0 for r in res["distill"])
     g = res["graph"]
     assert g["n"] == 4000 and g["s"] == 10 and g["package"]["seconds"] > 0 and g["bare"]["seconds"] > 0
