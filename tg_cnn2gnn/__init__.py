@@ -10,15 +10,45 @@ import warnings
 # `cnn2gnn` command. Silence only that message.
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
-from tg_cnn2gnn import data, functional, teachers
-from tg_cnn2gnn.distill import DistillationLoss, DistillData, HeteroDistiller, distillation_loss
-from tg_cnn2gnn.nn import (CNN2GNN, EucGNN, FixedGraphGNN, GraphStudent, InductiveGraphModel, InGNN,
-                           LearnedGraphHead)
+from tg_cnn2gnn import data, functional, inference, teachers
+from tg_cnn2gnn.diagnostics import graph_class_consistency
+from tg_cnn2gnn.distill import (DISTILLERS, CEDistiller, CNN2GNNDistiller, DistillationLoss, DistillData, Distiller,
+                                DKDDistiller, HeteroDistiller, KDDistiller, Trainer, build_distiller,
+                                distillation_loss)
+from tg_cnn2gnn.inference import (MECHANISMS, BankPredictor, export_predictor, get_mechanism, load_exported,
+                                  load_predictor, save_predictor)
+from tg_cnn2gnn.nn import (CNN2GNN, MLP, BatchGraph, EucGNN, FixedGraphGNN, GraphStudent, InductiveGraphModel, InGNN,
+                           LazyAdam, LazySGD, LearnedGraphHead, MLPStudent, TrainingPool, as_student, make_optimizer)
 from tg_cnn2gnn.transforms import SparseSimplexGraph
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BankPredictor",
+    "BatchGraph",
+    "CEDistiller",
+    "CNN2GNNDistiller",
+    "DISTILLERS",
+    "DKDDistiller",
+    "Distiller",
+    "KDDistiller",
+    "LazyAdam",
+    "LazySGD",
+    "MECHANISMS",
+    "MLP",
+    "MLPStudent",
+    "Trainer",
+    "TrainingPool",
+    "as_student",
+    "build_distiller",
+    "export_predictor",
+    "get_mechanism",
+    "graph_class_consistency",
+    "inference",
+    "load_exported",
+    "load_predictor",
+    "make_optimizer",
+    "save_predictor",
     "CNN2GNN",
     "DistillData",
     "DistillationLoss",

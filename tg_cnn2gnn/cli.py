@@ -257,6 +257,9 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     p.add_argument("--config", metavar="FILE", default=None, help="YAML or TOML file with any of these options")
     subs["evaluate"] = p
 
+    from tg_cnn2gnn.cli_serve import add_serve_commands
+    add_serve_commands(sub, subs, HelpFormatter)
+
     names = list_benchmarks()
     listing = "; ".join(f"{n}: {doc}" if doc else n for n, (_, doc) in names.items()) or "none found"
     p = sub.add_parser("benchmark", formatter_class=HelpFormatter, help="run a script of benchmarks/ by name",
@@ -333,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_benchmark(args)
         if cmd == "evaluate":
             return _cmd_evaluate(args, subs["evaluate"], sub_argv)
+        if cmd in ("export", "predict"):
+            from tg_cnn2gnn.cli_serve import run_serve_command
+            return run_serve_command(args)
         from tg_cnn2gnn.run.commands import run_distill, run_train_teacher
         settings = build_settings(subs[cmd], sub_argv, cmd)
         if cmd == "train-teacher":

@@ -141,19 +141,6 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
     return summary
 
 
-def find_run(path: Path) -> tuple[RunDir, Path]:
-    """``(run_dir, checkpoint file)`` for a run directory or a checkpoint file inside one."""
-    if path.is_dir():
-        return RunDir(path), path / RunDir.CHECKPOINT
-    if path.is_file():
-        for parent in (path.parent, path.parent.parent):
-            if (parent / RunDir.SETTINGS).is_file():
-                return RunDir(parent), path
-        raise SettingsError(f"no settings.json next to {str(path)!r} (or in its parent folder): evaluate needs "
-                            "the run directory written by `cnn2gnn distill`")
-    raise SettingsError(f"{str(path)!r} does not exist (give a run directory or a checkpoint file in one)")
-
-
 def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,
                  root: str | None = None, bank_size: int | None = None, eval_batch_size: int | None = None,
                  eval_seed: int | None = None, device: str | None = None, threads: int | None = None,
@@ -170,46 +157,18 @@ def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = 
     Returns:
         ``{"mechanisms": {name: accuracy}, "checkpoint": path, ...}``.
     """
-    from tg_cnn2gnn.distill import CheckpointError, load_checkpoint
-    run_dir, ckpt = find_run(Path(path).expanduser())
-    if which is not None:
-        if which not in WHICH_CHOICES:
-            raise SettingsError(f"--which={which}: unknown value; valid values: {', '.join(WHICH_CHOICES)}")
-        if Path(path).is_dir():
-            ckpt = run_dir.best if which == "best" else run_dir.checkpoint
-    settings, _ = run_dir.read_settings()
-    changes: dict[str, Any] = {}
-    for name, value in (("root", root), ("bank_size", bank_size), ("eval_batch_size", eval_batch_size),
-                        ("eval_seed", eval_seed), ("device", device), ("threads", threads)):
-        if value is not None:
-            changes[name] = value
-    if mechanisms is not None:
-        changes["mechanisms"] = tuple(mechanisms)
-    settings = validate(settings.replace(**changes, teacher_checkpoint=None, resume=False, retrain_teacher=False),
-                        command="evaluate")
-    if not ckpt.is_file():
-        raise SettingsError(f"no student checkpoint {str(ckpt)!r}: the run has not finished a distillation "
-                            "epoch (run `cnn2gnn distill` first)")
+    from tg_cnn2gnn.run.serve import load_run_model
+    run = load_run_model(path, which=which, root=root, bank_size=bank_size, eval_batch_size=eval_batch_size,
+                         eval_seed=eval_seed, device=device, threads=threads,
+                         mechanisms=tuple(mechanisms) if mechanisms is not None else None)
+    settings, data, model, run_dir, ckpt = run.settings, run.data, run.model, run.run_dir, run.checkpoint
     with torch_threads(settings.threads):
-        obj = load_checkpoint(ckpt, map_location="cpu")
-        kind = obj.get("kind")
-        if kind not in ("distiller", "distiller-best"):
-            raise CheckpointError(f"checkpoint file {str(ckpt)!r} is a {kind!r} checkpoint, expected a student "
-                                  "checkpoint (checkpoint.pt or best.pt of a distillation run)")
-        data = load_data(settings)
-        model = build_student_model(settings, data.n_train, data.in_features, data.info.num_classes)
-        try:
-            model.load_state_dict(obj["model"])
-        except (RuntimeError, KeyError, TypeError) as e:
-            raise CheckpointError(f"checkpoint file {str(ckpt)!r} does not fit the model of "
-                                  f"{run_dir.settings_json} ({str(e).splitlines()[0][:200]})") from None
         model.to(device_of(settings)).eval()
         accs = {mech: student_accuracy(model, data.x_test, data.y_test, mechanism=mech, train_x=data.train_features,
                                        batch_size=settings.eval_batch_size, bank_size=settings.bank_size,
-                                       seed=settings.eval_seed)
+                                       seed=settings.eval_seed, predictor=True)
                 for mech in settings.mechanisms}
-    epoch = obj.get("epoch")
-    result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "epoch": epoch if isinstance(epoch, int) else None,
+    result = {"run_dir": str(run_dir), "checkpoint": str(ckpt), "epoch": run.epoch,
               "mechanisms": accs, "n_test": data.n_test, "bank_size": settings.bank_size,
               "eval_batch_size": settings.eval_batch_size, "eval_seed": settings.eval_seed}
     if write:

@@ -133,7 +133,21 @@ def measure_student(model: nn.Module, train_x: Tensor, x_test: Tensor, *, mechan
         return model.predict(x, mechanism=mechanism, train_x=train_x, bank_size=bank_size, seed=seed,
                              batch_size=eval_batch_size, **kw)
 
+    predictor = _bank_predictor(model, train_x, bank_size, seed) if "bank" in mechanisms else None
     for mech in mechanisms:
+        if mech == "bank" and predictor is not None:
+            pred, build_s = predictor
+            out["flops"][mech] = {"per_sample": count_flops(lambda: pred(xt[:1])), "fixed_part": None,
+                                  "predictor_build_s": build_s,
+                                  "counted_as": "one test sample through the frozen-bank predictor "
+                                                "(model.bank_predictor: the bank's part is computed once)"}
+            if latency:
+                many = xt[:1000]
+                out["latency_ms"][mech] = {
+                    "batch1": 1e3 * median_time(lambda: (pred(xt[:1]), _sync(dev)), repeats, warmup=2),
+                    "batched": 1e3 * median_time(lambda: (pred(many), _sync(dev)), 3) / many.size(0),
+                    "batched_n": int(many.size(0)), "predictor": True}
+            continue
         if mech in ("bank", "one_by_one"):
             one = count_flops(lambda: predict(xt[:1], mech, chunk_size=2))
             two = count_flops(lambda: predict(xt[:2], mech, chunk_size=2))
@@ -158,6 +172,21 @@ def measure_student(model: nn.Module, train_x: Tensor, x_test: Tensor, *, mechan
                 lat["batched_n"] = int(many.size(0))
             out["latency_ms"][mech] = lat
     return out
+
+
+def _bank_predictor(model: nn.Module, train_x: Tensor, bank_size: int, seed: int, *,
+                    deterministic: bool = False) -> tuple[nn.Module, float] | None:
+    """``(model.bank_predictor(train_x, ...), build seconds)``, or ``None`` for a model that has no
+    predictor or a student conv it cannot freeze (then ``predict(mechanism="bank")`` is timed)."""
+    build = getattr(model, "bank_predictor", None)
+    if build is None:
+        return None
+    t0 = time.perf_counter()
+    try:
+        pred = build(train_x, bank_size=bank_size, seed=seed, deterministic=deterministic)
+    except (ValueError, TypeError, NotImplementedError):
+        return None
+    return pred.eval(), time.perf_counter() - t0
 
 
 def hardware() -> dict[str, Any]:
@@ -192,14 +221,21 @@ def logits_accuracy(logits: Tensor, y: Tensor) -> float:
 
 @torch.no_grad()
 def student_accuracy(model: nn.Module, x_test: Tensor, y_test: Tensor, *, mechanism: str, train_x: Tensor,
-                     batch_size: int = 100, bank_size: int = 100, seed: int = 0) -> float:
-    """Test accuracy of a student under ``mechanism`` (``model.predict`` on the model's device).
+                     batch_size: int = 100, bank_size: int = 100, seed: int = 0, predictor: bool = False) -> float:
+    """Test accuracy of a student under ``mechanism`` (``model.predict`` on the model's device;
+    ``predictor=True``: ``bank`` through the frozen-bank predictor, deterministic mode).
 
     Args:
         x_test: ``[T, F]`` or images ``[T, C, H, W]`` (flattened).
         train_x: ``[n_train, F]`` training features, row ``k`` = training sample ``k``.
     """
     dev = next(model.parameters()).device
+    if predictor and mechanism == "bank":
+        built = _bank_predictor(model, train_x.to(dev), min(bank_size, train_x.size(0)), seed, deterministic=True)
+        if built is not None:
+            xt = x_test.flatten(1).to(dev)
+            logits = torch.cat([built[0](xt[a:a + 1000]) for a in range(0, xt.size(0), 1000)])
+            return logits_accuracy(logits, y_test)
     logits = model.predict(x_test.flatten(1).to(dev), mechanism=mechanism, train_x=train_x.to(dev),
                            batch_size=batch_size, bank_size=bank_size, seed=seed)
     return logits_accuracy(logits, y_test)
