@@ -174,8 +174,9 @@ class InductiveGraphModel(nn.Module):
 
     def set_num_train(self, num_train: int) -> None:
         """Size the anchor head for ``num_train`` training samples (lazy sizing; no-op for
-        heads whose parameters do not depend on it)."""
-        raise NotImplementedError(f"{type(self).__name__} has no num_train to set")
+        heads whose parameters do not depend on it, such as the fixed graphs of InGNN/EucGNN)."""
+        from tg_cnn2gnn.functional._checks import check_positive_int
+        check_positive_int("num_train", num_train)
 
     def _check_train_x(self, mechanism: str, train_x: object) -> Tensor:
         if train_x is None:
