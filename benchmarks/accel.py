@@ -241,11 +241,13 @@ def part_c(args, g: torch.Generator) -> tuple[list, list[str]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="60 training steps, 3 repeats, banks 100/5,400, N=5,000")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 5, 3 with --quick)")
     args = p.parse_args()
     if args.threads < 1:
         p.error(f"--threads must be >= 1, got {args.threads}")
+    if args.repeats is not None and args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
     torch.set_num_threads(args.threads)
     args.steps = 60 if args.quick else 540
     args.repeats = args.repeats or (3 if args.quick else 5)
