@@ -48,6 +48,14 @@ def fmt_seconds(t: float | None) -> str:
     return f"{t:.0f} s ({t / 60:.1f} min)" if t >= 60 else f"{t:.1f} s"
 
 
+def consistency_text(gc: dict[str, Any]) -> str:
+    """One line of a :func:`~tg_cnn2gnn.diagnostics.graph_class_consistency` result."""
+    return (f"class-consistency of the learned graph (share of each test sample's s = {gc.get('s')} learned "
+            f"neighbours in a bank of {gc.get('bank_size')} training samples that have its class) "
+            f"{fmt_acc(gc.get('learned'))} (Eq. 3 weighted {fmt_acc(gc.get('learned_weighted'))}); raw-pixel "
+            f"neighbours {fmt_acc(gc.get('raw'))}, chance {fmt_acc(gc.get('chance'))}")
+
+
 def make_table(summary: dict[str, Any]) -> str:
     """The Markdown teacher-vs-student table of a ``run_distill`` summary, with its notes
     (settings, how FLOPs and latency are counted, wall times, hardware)."""
@@ -123,6 +131,9 @@ def make_table(summary: dict[str, Any]) -> str:
            f"{settings.get('val_mechanism')} mechanism)" if st.get("best_epoch") is not None and n_val
            else "no validation split: the best-val column is the last epoch")
         + f"; inference bank of {settings.get('bank_size')} training samples (seed {settings.get('eval_seed')}).")
+    gc = summary.get("graph_consistency")
+    if gc:
+        lines.append(f"- Graph: {consistency_text(gc)}.")
     lines.append(
         "- FLOPs: torch.utils.flop_counter (2 per multiply-add; element-wise ops, GCN neighbour sums and "
         "top-k count 0). Student `bank`: marginal cost of one test sample joined to its graph (head MLP on "

@@ -114,6 +114,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
                                 bank_size=s.bank_size, eval_batch_size=s.eval_batch_size, seed=s.eval_seed,
                                 latency=s.measure)
         tmeas = measure_teacher(teacher, data.x_test, latency=s.measure) if teacher is not None else None
+        consistency = graph_consistency(model, data, s)
         summary: dict[str, Any] = {
             "command": "distill", "dataset": s.dataset, "method": s.method, "student_kind": s.student,
             "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test,
@@ -131,6 +132,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
             "device": str(dev),
             "settings": s.to_dict(),
             "distill": {k: v for k, v in dsum.items() if k not in ("history", "train_time_s")},
+            "graph_consistency": consistency,
         }
         summary["wall_time_s"] = time.perf_counter() - start
         table = make_table(summary)
@@ -139,6 +141,25 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
         run_dir.plot(teacher=tinfo.get("source") == "trained" or run_dir.teacher_metrics.is_file(), log=log)
     summary["table"] = table
     return summary
+
+
+#: training samples in the bank of the run's graph class-consistency diagnostic
+CONSISTENCY_BANK = 1000
+
+
+def graph_consistency(model: Any, data: Any, settings: Settings) -> dict[str, Any] | None:
+    """:func:`~tg_cnn2gnn.diagnostics.graph_class_consistency` of a graph student's final
+    weights on the test set against a bank of ``min(1000, n_train)`` training samples (seed
+    ``eval_seed``); ``None`` for a student without a learned graph (the MLP)."""
+    if not (hasattr(model, "code") and hasattr(model, "dist") and hasattr(model, "s")):
+        return None
+    import torch
+    from tg_cnn2gnn.diagnostics import graph_class_consistency
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        return graph_class_consistency(model, data.x_test.to(dev), data.y_test.to(dev),
+                                       data.train_features.to(dev), data.y_train.to(dev),
+                                       bank_size=min(CONSISTENCY_BANK, data.n_train), seed=settings.eval_seed)
 
 
 def find_run(path: Path) -> tuple[RunDir, Path]:

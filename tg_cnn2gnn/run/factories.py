@@ -68,6 +68,25 @@ def method_label(settings: Settings) -> str:
     return f"{name}-{settings.student.upper()}"
 
 
+def build_graph_builder(settings: Settings) -> Any:
+    """The training-graph builder of a CNN2GNN graph student (:mod:`tg_cnn2gnn.nn.pool_graph`).
+
+    ``graph="pool"``: :class:`~tg_cnn2gnn.nn.pool_graph.TrainingPool` (Eq. 4 over ``pool_size``
+    training samples, refreshed every ``pool_refresh`` epochs, NCA weight ``graph_nca``);
+    ``graph="batch"`` with ``graph_nca > 0``: :class:`~tg_cnn2gnn.nn.pool_graph.BatchGraph`
+    with the NCA term; otherwise ``None``: the distiller's own batch-internal graph, exactly
+    as before these settings existed (bit-identical runs for old configs)."""
+    from tg_cnn2gnn.nn.pool_graph import BatchGraph, TrainingPool
+    s = settings
+    if s.method != "cnn2gnn" or s.student != "gnn":
+        return None
+    if s.graph == "pool":
+        return TrainingPool(s.pool_size, refresh_every=s.pool_refresh, nca_weight=s.graph_nca, seed=s.seed)
+    if s.graph_nca > 0:
+        return BatchGraph(nca_weight=s.graph_nca)
+    return None
+
+
 def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, student: nn.Module,
                   run_dir: str | Path | None, *, log: Callable[[str], None] = print,
                   callbacks: Iterable[Callable[[int, dict], None]] | None = None, test: bool = True,
@@ -103,7 +122,11 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
                                     tau=s.tau, kd_scale=s.kd_scale)
     else:
         distiller = build_distiller("cnn2gnn", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
-                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight)
+                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
+                                    relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
+        if s.warm_start_anchors and not s.resume:
+            from tg_cnn2gnn.nn.pool_graph import warm_start_anchors
+            warm_start_anchors(student.head, data.train_features)
     augment = None
     if s.augment == "all" and (data.info.crop_padding > 0 or data.info.hflip):
         from tg_cnn2gnn.data import augment_batch
