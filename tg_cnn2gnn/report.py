@@ -154,6 +154,60 @@ def make_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def make_compare_table(rows: list[dict[str, Any]], *, notes: dict[str, str] | None = None,
+                       wall_time_s: float | None = None) -> str:
+    """The side-by-side Markdown table of :func:`~tg_cnn2gnn.run.commands.run_compare`: the
+    (shared) teacher, then one row per student with its test accuracy under its first
+    mechanism (last epoch and validation-selected), Mechanism 2 when run, the class-consistency
+    of its learned graph (learned vs raw-pixel neighbours), FLOPs and CPU latency per sample."""
+    notes = notes or {}
+    lines = ["| model | test acc, last | test acc, best-val | Mechanism 2 (last) | class-consistency: learned "
+             "(Eq. 3 weighted) | raw-pixel kNN | FLOPs / sample | CPU latency / sample, batched | budget |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    first = rows[0]["summary"] if rows else {}
+    t = first.get("teacher")
+    if t:
+        tw = t.get("trained_with") or first.get("settings", {})
+        lines.append(f"| teacher: {t.get('name')} | {fmt_acc(t.get('test_acc'))} | – | – | – | – "
+                     f"| {fmt_count(t.get('flops_per_sample'))} | {fmt_ms(t.get('latency_ms_batched'))} "
+                     f"| {tw.get('teacher_epochs')} epoch(s) |")
+    for row in rows:
+        sm, name = row["summary"], row["name"]
+        st, se = sm.get("student", {}), sm.get("settings", {})
+        mechs = list(se.get("mechanisms") or [])
+        mech = "bank" if "bank" in mechs or not mechs else mechs[0]
+        acc = st.get("test_acc") or {}
+        last, best = acc.get("last", {}), acc.get("best_val", {})
+        mlp = se.get("student") == "mlp"
+        m2 = "–" if mlp or "batch" not in mechs else fmt_acc(last.get("batch"))
+        gc = sm.get("graph_consistency")
+        gtxt = f"{fmt_acc(gc.get('learned'))} ({fmt_acc(gc.get('learned_weighted'))})" if gc else "– (no graph)"
+        raw = fmt_acc(gc.get("raw")) if gc else "–"
+        flops = ((st.get("flops") or {}).get(mech) or {}).get("per_sample")
+        lat = ((st.get("latency_ms") or {}).get(mech) or {}).get("batched")
+        kind = ("MLP" if mlp else f"{se.get('head_form')} head, graph {se.get('graph', 'batch')}")
+        label = f"{name} ({kind}{'' if mlp else ', ' + mech})"
+        budget = notes.get(name) or (f"{se.get('epochs')} epochs" + (f", subset {se['subset']}"
+                                                                      if se.get("subset") else ""))
+        lines.append(f"| {label} | {fmt_acc(last.get(mech))} | {fmt_acc(best.get(mech))} | {m2} | {gtxt} | {raw} "
+                     f"| {fmt_count(flops)} | {fmt_ms(lat)} | {budget} |")
+    if rows:
+        hw = first.get("hardware", {})
+        gc0 = next((r["summary"]["graph_consistency"] for r in rows if r["summary"].get("graph_consistency")), None)
+        lines += ["", f"- Test set: {first.get('n_test')} images; training {first.get('n_train')} / validation "
+                      f"{first.get('n_val')} (each row's own split is in its run directory)."]
+        if gc0:
+            lines.append(f"- Class-consistency: share of each test sample's s learned neighbours in a bank of "
+                         f"{gc0.get('bank_size')} training samples that have its class (chance "
+                         f"{fmt_acc(gc0.get('chance'))}); raw-pixel kNN: the same with Euclidean pixel distances.")
+        lines.append("- Accuracy and cost: the `bank` mechanism (strictly inductive: a test sample joined to a bank "
+                     "of training samples) where the row ran it; Mechanism 2 = the paper's batch rule; FLOPs and "
+                     "latency as in each run's table.md.")
+        lines.append(f"- Hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch thread(s); wall time "
+                     f"{fmt_seconds(wall_time_s)} in all.")
+    return "\n".join(lines) + "\n"
+
+
 def _read_csv(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []

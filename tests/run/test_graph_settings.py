@@ -179,3 +179,34 @@ def test_mlp_run_has_no_graph_consistency(teacher_run, tmp_path):
                           teacher_run / "teacher" / "teacher.pt", "--out", tmp_path / "mlp"])
     assert code == 0, err
     assert json.loads((tmp_path / "mlp" / "summary.json").read_text())["graph_consistency"] is None
+
+
+# ------------------------------------------------------------------------------------- side by side
+def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
+    from tg_cnn2gnn.run.commands import main_job_entries, run_compare
+    from tg_cnn2gnn.run.configfile import settings_from_file
+    from pathlib import Path
+    tiny = dict(subset=400, test_subset=100, teacher_width=4, teacher_epochs=1, epochs=1, batch_size=40,
+                head_hidden=(16,), hidden=16, bank_size=20, eval_batch_size=20, threads=1, measure=False)
+    configs = Path(__file__).resolve().parents[2] / "configs" / "digits"
+    rec = validate(settings_from_file(configs / "main.yaml", "example", **tiny, s=3, graph_nca=1.0,
+                                      relation_weight=1.0, head_form="embedding"))
+    paper = settings_from_file(configs / "paper.yaml", "example", head_hidden=(16,), hidden=16, s=3)
+    entries, notes = main_job_entries(rec, paper, paper_epochs=1, paper_subset=300)
+    assert [n for n, _ in entries] == ["recommended", "paper-preset", "kd-mlp"]
+    p = dict(entries)["paper-preset"]
+    assert (p.graph, p.graph_nca, p.head_form, p.subset, p.epochs, p.teacher, p.teacher_width) == \
+        ("pool", 3.0, "anchor", 300, 1, "simple-cnn", 4)
+    assert (dict(entries)["kd-mlp"].method, dict(entries)["kd-mlp"].student) == ("kd", "mlp")
+    logs = []
+    result = run_compare(entries, out=tmp_path, notes=notes, log=logs.append)
+    sources = [r["summary"]["teacher"]["source"] for r in result["rows"]]
+    assert sources == ["trained", "checkpoint", "checkpoint"]
+    paths = {r["summary"]["teacher"]["path"] for r in result["rows"][1:]}
+    assert paths == {str(tmp_path / "recommended" / "teacher" / "teacher.pt")}
+    table = result["table"]
+    assert table.count("\n| ") == 4 and "| teacher: simple-cnn |" in table      # teacher + 3 rows
+    assert "reduced: 1 of 200 epochs on a 300-image training subset" in table and "– (no graph)" in table
+    assert (tmp_path / "compare.md").read_text() == table
+    with pytest.raises(SettingsError, match="unique folder names"):
+        run_compare([("a", rec), ("a", rec)], out=tmp_path)
