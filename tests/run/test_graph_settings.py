@@ -170,6 +170,8 @@ def test_pool_graph_run_on_digits_reports_graph_consistency(teacher_run, tmp_pat
         assert 0.0 <= gc[k] <= 1.0, k
     assert gc["num_queries"] == summary["n_test"] and gc["bank_size"] == min(1000, summary["n_train"])
     assert "class-consistency" in (run_dir / "table.md").read_text() and "class-consistency" in out
+    assert out.count("graph class-consistency (validation") == 2                 # one line per epoch
+    assert "training graph pool (anchor head, pool of all training samples, NCA 1, relation 1, warm-started" in out
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert "nca" in rows[0] and "relation" in rows[0]
 
@@ -179,6 +181,7 @@ def test_mlp_run_has_no_graph_consistency(teacher_run, tmp_path):
                           teacher_run / "teacher" / "teacher.pt", "--out", tmp_path / "mlp"])
     assert code == 0, err
     assert json.loads((tmp_path / "mlp" / "summary.json").read_text())["graph_consistency"] is None
+    assert "class-consistency" not in out
 
 
 # ------------------------------------------------------------------------------------- side by side

@@ -87,6 +87,28 @@ def build_graph_builder(settings: Settings) -> Any:
     return None
 
 
+def consistency_printer(model: nn.Module, data: RunData, log: Callable[[str], None],
+                        queries: int = 1000, bank_size: int = 1000) -> list[Callable[[int, dict], None]]:
+    """``[callback]`` logging, after each epoch, the class-consistency of ``model``'s learned graph
+    (:func:`~tg_cnn2gnn.diagnostics.graph_class_consistency`) on the first ``queries`` validation
+    samples against a ``bank_size`` training bank (seed 0; no global RNG touched, so training is
+    unchanged); ``[]`` for a student without a learned graph or a run without validation split."""
+    if data.val is None or not all(hasattr(model, a) for a in ("code", "dist", "s")):
+        return []
+    from tg_cnn2gnn.diagnostics import graph_class_consistency
+    xv, yv = data.val[0][:queries], data.val[1][:queries]
+    bank = min(bank_size, data.n_train)
+
+    def callback(epoch: int, row: dict) -> None:
+        dev = next(model.parameters()).device
+        gc = graph_class_consistency(model, xv.to(dev), yv.to(dev), data.train_features.to(dev),
+                                     data.y_train.to(dev), bank_size=bank)
+        log(f"  graph class-consistency (validation, {gc['num_queries']} queries, bank {gc['bank_size']}): learned "
+            f"{100 * gc['learned']:.1f} % (weighted {100 * gc['learned_weighted']:.1f} %), raw "
+            f"{100 * gc['raw']:.1f} %, chance {100 * gc['chance']:.1f} %")
+    return [callback]
+
+
 def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, student: nn.Module,
                   run_dir: str | Path | None, *, log: Callable[[str], None] = print,
                   callbacks: Iterable[Callable[[int, dict], None]] | None = None, test: bool = True,
@@ -142,7 +164,8 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
         augment=augment, out_dir=run_dir, resume=s.resume, seed=s.seed, progress=s.progress, tensorboard=False,
         device=train_device(s), distributed=False, fingerprint=fingerprint,
-        callbacks=list(callbacks) if callbacks is not None else [epoch_printer(log, "distill", epochs)])
+        callbacks=list(callbacks) if callbacks is not None else
+        [epoch_printer(log, "distill", epochs), *consistency_printer(student, data, log)])
     kwargs.update(overrides)
     t0 = time.perf_counter()
     with quiet():
