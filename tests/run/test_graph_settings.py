@@ -174,6 +174,10 @@ def test_pool_graph_run_on_digits_reports_graph_consistency(teacher_run, tmp_pat
     assert "training graph pool (anchor head, pool of all training samples, NCA 1, relation 1, warm-started" in out
     rows = (run_dir / "metrics.csv").read_text().splitlines()
     assert "nca" in rows[0] and "relation" in rows[0]
+    # the training graph alters the loss: a --resume without it is refused, naming every change
+    code, out, err = cli(["distill", *TINY, "--resume", "--teacher-checkpoint", teacher_run / "teacher" / "teacher.pt",
+                          "--out", run_dir])
+    assert code == 2 and "--resume refused" in err and "graph: pool -> batch" in err and "graph_nca: 1.0 -> 0.0" in err
 
 
 def test_mlp_run_has_no_graph_consistency(teacher_run, tmp_path):
@@ -182,6 +186,9 @@ def test_mlp_run_has_no_graph_consistency(teacher_run, tmp_path):
     assert code == 0, err
     assert json.loads((tmp_path / "mlp" / "summary.json").read_text())["graph_consistency"] is None
     assert "class-consistency" not in out
+    # settings at their defaults stay out of the resume fingerprint: older run directories still resume
+    config = torch.load(tmp_path / "mlp" / "checkpoint.pt", weights_only=True)["config"]
+    assert not {f"settings.{k}" for k in GRAPH_SETTINGS} & set(config) and "settings.relation_weight" in config
 
 
 # ------------------------------------------------------------------------------------- side by side

@@ -68,6 +68,10 @@ def method_label(settings: Settings) -> str:
     return f"{name}-{settings.student.upper()}"
 
 
+#: settings added after run directories with checkpoints existed (issue 12's training graph)
+LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau"})
+
+
 def build_graph_builder(settings: Settings) -> Any:
     """The training-graph builder of a CNN2GNN graph student (:mod:`tg_cnn2gnn.nn.pool_graph`).
 
@@ -156,7 +160,11 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         def augment(images: Tensor, _name: str = s.dataset) -> Tensor:
             return augment_batch(images, _name)
     epochs = overrides.get("epochs", s.epochs)
-    fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items() if k not in RESUME_SAFE}
+    # settings added after checkpoints were first written enter the fingerprint only when not at
+    # their default, so that an older run directory still resumes (a change from the default is caught)
+    later = Settings().to_dict()
+    fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items()
+                   if k not in RESUME_SAFE and not (k in LATER_SETTINGS and v == later[k])}
     kwargs: dict[str, Any] = dict(
         epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
         weight_decay=s.weight_decay, scheduler=s.scheduler, val_mechanism=s.val_mechanism,
