@@ -56,6 +56,22 @@ def consistency_text(gc: dict[str, Any]) -> str:
             f"neighbours {fmt_acc(gc.get('raw'))}, chance {fmt_acc(gc.get('chance'))}")
 
 
+def _graph_txt(settings: dict[str, Any]) -> str:
+    """``", training graph pool (all training samples), NCA 3, relation 5"`` from a run's settings."""
+    graph = settings.get("graph", "batch")
+    txt = f", training graph {graph}"
+    if graph == "pool":
+        size = settings.get("pool_size")
+        txt += f" ({'all training samples' if size is None else f'{size} samples'})"
+    if settings.get("graph_nca"):
+        txt += f", NCA {settings['graph_nca']:g}"
+    if settings.get("relation_weight"):
+        txt += f", relation {settings['relation_weight']:g}"
+    if settings.get("warm_start_anchors"):
+        txt += ", warm-started anchors"
+    return txt
+
+
 def make_table(summary: dict[str, Any]) -> str:
     """The Markdown teacher-vs-student table of a ``run_distill`` summary, with its notes
     (settings, how FLOPs and latency are counted, wall times, hardware)."""
@@ -121,7 +137,8 @@ def make_table(summary: dict[str, Any]) -> str:
     model_txt = (f"{st.get('num_layers')}-layer MLP (hidden {settings.get('hidden')}), method {method}" if mlp else
                  f"{st.get('head_form')} graph head {tuple(settings.get('head_hidden', ()))} + "
                  f"{st.get('num_layers')}-layer {str(st.get('conv', '')).upper()} (hidden {settings.get('hidden')}), "
-                 f"s = {st.get('s')}" + (f", method {method}" if method != "cnn2gnn" else ""))
+                 f"s = {st.get('s')}" + (f", method {method}" if method != "cnn2gnn" else "")
+                 + (_graph_txt(settings) if method == "cnn2gnn" else ""))
     lines.append(
         f"- Student: {model_txt}, batch {settings.get('batch_size')}, {settings.get('epochs')} epoch(s) "
         f"{settings.get('optimizer')} lr {settings.get('lr')} ({settings.get('scheduler')}), alpha = "
