@@ -220,3 +220,6 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
     assert (tmp_path / "compare.md").read_text() == table
     with pytest.raises(SettingsError, match="unique folder names"):
         run_compare([("a", rec), ("a", rec)], out=tmp_path)
+    with pytest.raises(SettingsError, match="row 'bad': --epochs=0"):     # refused before any training
+        run_compare([("good", rec), ("bad", rec.replace(epochs=0))], out=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

@@ -203,6 +203,11 @@ def run_compare(entries: Sequence[tuple[str, Settings]], *, out: str | os.PathLi
     if bad or len(set(names)) != len(names):
         raise SettingsError(f"run_compare: entry names must be unique folder names, got {names!r}")
     out = Path(out).expanduser()
+    for name, settings in entries:       # every row's settings are checked before anything trains
+        try:
+            validate(settings.replace(out=str(out / name)), command="distill")
+        except SettingsError as e:
+            raise SettingsError(f"row {name!r}: {e}") from None
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     teacher_file: Path | None = None
