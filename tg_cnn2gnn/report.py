@@ -48,6 +48,30 @@ def fmt_seconds(t: float | None) -> str:
     return f"{t:.0f} s ({t / 60:.1f} min)" if t >= 60 else f"{t:.1f} s"
 
 
+def consistency_text(gc: dict[str, Any]) -> str:
+    """One line of a :func:`~tg_cnn2gnn.diagnostics.graph_class_consistency` result."""
+    return (f"class-consistency of the learned graph (share of each test sample's s = {gc.get('s')} learned "
+            f"neighbours in a bank of {gc.get('bank_size')} training samples that have its class) "
+            f"{fmt_acc(gc.get('learned'))} (Eq. 3 weighted {fmt_acc(gc.get('learned_weighted'))}); raw-pixel "
+            f"neighbours {fmt_acc(gc.get('raw'))}, chance {fmt_acc(gc.get('chance'))}")
+
+
+def _graph_txt(settings: dict[str, Any]) -> str:
+    """``", training graph pool (all training samples), NCA 3, relation 5"`` from a run's settings."""
+    graph = settings.get("graph", "batch")
+    txt = f", training graph {graph}"
+    if graph == "pool":
+        size = settings.get("pool_size")
+        txt += f" ({'all training samples' if size is None else f'{size} samples'})"
+    if settings.get("graph_nca"):
+        txt += f", NCA {settings['graph_nca']:g}"
+    if settings.get("relation_weight"):
+        txt += f", relation {settings['relation_weight']:g}"
+    if settings.get("warm_start_anchors"):
+        txt += ", warm-started anchors"
+    return txt
+
+
 def make_table(summary: dict[str, Any]) -> str:
     """The Markdown teacher-vs-student table of a ``run_distill`` summary, with its notes
     (settings, how FLOPs and latency are counted, wall times, hardware)."""
@@ -113,7 +137,8 @@ def make_table(summary: dict[str, Any]) -> str:
     model_txt = (f"{st.get('num_layers')}-layer MLP (hidden {settings.get('hidden')}), method {method}" if mlp else
                  f"{st.get('head_form')} graph head {tuple(settings.get('head_hidden', ()))} + "
                  f"{st.get('num_layers')}-layer {str(st.get('conv', '')).upper()} (hidden {settings.get('hidden')}), "
-                 f"s = {st.get('s')}" + (f", method {method}" if method != "cnn2gnn" else ""))
+                 f"s = {st.get('s')}" + (f", method {method}" if method != "cnn2gnn" else "")
+                 + (_graph_txt(settings) if method == "cnn2gnn" else ""))
     lines.append(
         f"- Student: {model_txt}, batch {settings.get('batch_size')}, {settings.get('epochs')} epoch(s) "
         f"{settings.get('optimizer')} lr {settings.get('lr')} ({settings.get('scheduler')}), alpha = "
@@ -123,15 +148,19 @@ def make_table(summary: dict[str, Any]) -> str:
            f"{settings.get('val_mechanism')} mechanism)" if st.get("best_epoch") is not None and n_val
            else "no validation split: the best-val column is the last epoch")
         + f"; inference bank of {settings.get('bank_size')} training samples (seed {settings.get('eval_seed')}).")
+    gc = summary.get("graph_consistency")
+    if gc:
+        lines.append(f"- Graph: {consistency_text(gc)}.")
     lines.append(
         "- FLOPs: torch.utils.flop_counter (2 per multiply-add; element-wise ops, GCN neighbour sums and "
-        "top-k count 0). Student `bank`: marginal cost of one test sample joined to its graph (head MLP on "
-        "the sample, its distances to the bank, both GCN layers for its node) = F(2 samples) - F(1 sample); "
-        "the bank part is computed once per call/chunk. `batch`: a test batch's total / its size.")
+        "top-k count 0). Student `bank`: one test sample through the frozen-bank predictor "
+        "(`model.bank_predictor`: head MLP on the sample, its distances to the bank codes, each GCN layer for "
+        "its own node; the bank's part is computed once when the predictor is built). "
+        "`batch`: a test batch's total / its size.")
     lines.append(
         f"- Latency: median wall time on the CPU ({hw.get('cpu')}) with {hw.get('torch_threads')} torch "
-        "thread(s), eval mode, no grad; batch of 1 = one complete predict call for one sample (the student "
-        "recomputes its bank part every call); batched = per sample over up to 1,000 test samples.")
+        "thread(s), eval mode, no grad; batch of 1 = one call for one sample (student `bank`: "
+        "the frozen-bank predictor); batched = per sample over up to 1,000 test samples.")
     tt = (t or {}).get("train_time_s")
     lines.append(
         f"- Wall time: {fmt_seconds(summary.get('wall_time_s'))} in all (teacher "
@@ -140,6 +169,60 @@ def make_table(summary: dict[str, Any]) -> str:
     lines.append(
         f"- Hardware: {hw.get('cpu')}, {hw.get('cpu_count')} logical CPU(s), torch {hw.get('torch')}, "
         f"device {summary.get('device')}" + (f" ({hw['cuda_device']})" if hw.get("cuda_device") else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
+def make_compare_table(rows: list[dict[str, Any]], *, notes: dict[str, str] | None = None,
+                       wall_time_s: float | None = None) -> str:
+    """The side-by-side Markdown table of :func:`~tg_cnn2gnn.run.commands.run_compare`: the
+    (shared) teacher, then one row per student with its test accuracy under its first
+    mechanism (last epoch and validation-selected), Mechanism 2 when run, the class-consistency
+    of its learned graph (learned vs raw-pixel neighbours), FLOPs and CPU latency per sample."""
+    notes = notes or {}
+    lines = ["| model | test acc, last | test acc, best-val | Mechanism 2 (last) | class-consistency: learned "
+             "(Eq. 3 weighted) | raw-pixel kNN | FLOPs / sample | CPU latency / sample, batched | budget |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    first = rows[0]["summary"] if rows else {}
+    t = first.get("teacher")
+    if t:
+        tw = t.get("trained_with") or first.get("settings", {})
+        lines.append(f"| teacher: {t.get('name')} | {fmt_acc(t.get('test_acc'))} | – | – | – | – "
+                     f"| {fmt_count(t.get('flops_per_sample'))} | {fmt_ms(t.get('latency_ms_batched'))} "
+                     f"| {tw.get('teacher_epochs')} epoch(s) |")
+    for row in rows:
+        sm, name = row["summary"], row["name"]
+        st, se = sm.get("student", {}), sm.get("settings", {})
+        mechs = list(se.get("mechanisms") or [])
+        mech = "bank" if "bank" in mechs or not mechs else mechs[0]
+        acc = st.get("test_acc") or {}
+        last, best = acc.get("last", {}), acc.get("best_val", {})
+        mlp = se.get("student") == "mlp"
+        m2 = "–" if mlp or "batch" not in mechs else fmt_acc(last.get("batch"))
+        gc = sm.get("graph_consistency")
+        gtxt = f"{fmt_acc(gc.get('learned'))} ({fmt_acc(gc.get('learned_weighted'))})" if gc else "– (no graph)"
+        raw = fmt_acc(gc.get("raw")) if gc else "–"
+        flops = ((st.get("flops") or {}).get(mech) or {}).get("per_sample")
+        lat = ((st.get("latency_ms") or {}).get(mech) or {}).get("batched")
+        kind = ("MLP" if mlp else f"{se.get('head_form')} head, graph {se.get('graph', 'batch')}")
+        label = f"{name} ({kind}{'' if mlp else ', ' + mech})"
+        budget = notes.get(name) or (f"{se.get('epochs')} epochs" + (f", subset {se['subset']}"
+                                                                      if se.get("subset") else ""))
+        lines.append(f"| {label} | {fmt_acc(last.get(mech))} | {fmt_acc(best.get(mech))} | {m2} | {gtxt} | {raw} "
+                     f"| {fmt_count(flops)} | {fmt_ms(lat)} | {budget} |")
+    if rows:
+        hw = first.get("hardware", {})
+        gc0 = next((r["summary"]["graph_consistency"] for r in rows if r["summary"].get("graph_consistency")), None)
+        lines += ["", f"- Test set: {first.get('n_test')} images; training {first.get('n_train')} / validation "
+                      f"{first.get('n_val')} (each row's own split is in its run directory)."]
+        if gc0:
+            lines.append(f"- Class-consistency: share of each test sample's s learned neighbours in a bank of "
+                         f"{gc0.get('bank_size')} training samples that have its class (chance "
+                         f"{fmt_acc(gc0.get('chance'))}); raw-pixel kNN: the same with Euclidean pixel distances.")
+        lines.append("- Accuracy and cost: the `bank` mechanism (strictly inductive: a test sample joined to a bank "
+                     "of training samples) where the row ran it; Mechanism 2 = the paper's batch rule; FLOPs and "
+                     "latency as in each run's table.md.")
+        lines.append(f"- Hardware: {hw.get('cpu')}, {hw.get('torch_threads')} torch thread(s); wall time "
+                     f"{fmt_seconds(wall_time_s)} in all.")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tg_cnn2gnn.run.config import Settings, SettingsError
+from tg_cnn2gnn.run.config import Settings, SettingsError, validate
 from tg_cnn2gnn.run.configfile import dump_yaml, load_config
 from tg_cnn2gnn.run.rundir import RunDir
 
@@ -90,6 +90,11 @@ def test_shipped_configs_are_valid(dataset):
 
 
 def test_main_job_config_is_the_documented_main_job():
-    s = Settings(**load_config(CONFIGS / "fashion-mnist" / "main.yaml"))
+    s = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "main.yaml")))
     assert (s.teacher, s.teacher_width, s.teacher_epochs, s.epochs, s.s, s.lr, s.head_hidden, s.seed) == \
-        ("simple-cnn", 16, 3, 15, 10, 0.005, (512, 256), 0)
+        ("simple-cnn", 16, 3, 12, 10, 0.005, (512, 256), 0)
+    assert (s.head_form, s.graph, s.relation_weight) == ("embedding", "batch", 5.0)
+    old = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "batch-anchor.yaml")))   # the previous default
+    assert (old.teacher_width, old.teacher_epochs, old.epochs, old.s, old.lr, old.head_hidden, old.head_form) == \
+        (16, 3, 15, 10, 0.005, (512, 256), "anchor")
+    assert (old.graph, old.graph_nca, old.relation_weight) == ("batch", 0.0, 0.0)

@@ -238,6 +238,8 @@ class Trainer:
             t0 = time.perf_counter()
             self.teacher_cache = cache_logits(d.teacher, source.images(), ctx, self.eval_batch_size, self.amp)
             cache_time = time.perf_counter() - t0
+        if hasattr(d, "set_teacher_cache"):      # e.g. teacher logits of a training graph's pool nodes
+            d.set_teacher_cache(self.teacher_cache)
 
         opt = self._make_optimizer()
         sched = build_scheduler(opt, self.scheduler, self.epochs, self.step_size, self.gamma)

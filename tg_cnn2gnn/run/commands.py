@@ -103,7 +103,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
         torch.manual_seed(s.seed)
         model = build_student_model(s, data.n_train, data.in_features, data.info.num_classes)
         log(f"distillation ({method_label(s)}): {s.epochs} epoch(s), batch {s.batch_size}, s = {s.s}, "
-            f"alpha = {s.alpha}, tau = {s.tau} ({s.kd_scale}), {s.optimizer} lr {s.lr}")
+            f"alpha = {s.alpha}, tau = {s.tau} ({s.kd_scale}), {s.optimizer} lr {s.lr}" + graph_text(s))
         dsum = train_student(s, data, teacher, model, run_dir.path, log=log)
         dev = torch.device(dsum["device"])
         teacher_acc = dsum.get("teacher_test_acc")
@@ -114,6 +114,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
                                 bank_size=s.bank_size, eval_batch_size=s.eval_batch_size, seed=s.eval_seed,
                                 latency=s.measure)
         tmeas = measure_teacher(teacher, data.x_test, latency=s.measure) if teacher is not None else None
+        consistency = graph_consistency(model, data, s)
         summary: dict[str, Any] = {
             "command": "distill", "dataset": s.dataset, "method": s.method, "student_kind": s.student,
             "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test,
@@ -131,6 +132,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
             "device": str(dev),
             "settings": s.to_dict(),
             "distill": {k: v for k, v in dsum.items() if k not in ("history", "train_time_s")},
+            "graph_consistency": consistency,
         }
         summary["wall_time_s"] = time.perf_counter() - start
         table = make_table(summary)
@@ -139,6 +141,128 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
         run_dir.plot(teacher=tinfo.get("source") == "trained" or run_dir.teacher_metrics.is_file(), log=log)
     summary["table"] = table
     return summary
+
+
+def graph_text(s: Settings) -> str:
+    """``"; training graph pool (...)"`` for a graph student's log line, ``""`` otherwise."""
+    if s.method != "cnn2gnn" or s.student != "gnn":
+        return ""
+    parts = [f"{s.head_form} head"]
+    if s.graph == "pool":
+        parts.append(f"pool of {'all training samples' if s.pool_size is None else s.pool_size}")
+    for name, value in (("NCA", s.graph_nca), ("relation", s.relation_weight)):
+        if value > 0:
+            parts.append(f"{name} {value:g}")
+    if s.warm_start_anchors:
+        parts.append("warm-started anchors")
+    return f"; training graph {s.graph} ({', '.join(parts)})"
+
+
+#: training samples in the bank of the run's graph class-consistency diagnostic
+CONSISTENCY_BANK = 1000
+
+
+def graph_consistency(model: Any, data: Any, settings: Settings) -> dict[str, Any] | None:
+    """:func:`~tg_cnn2gnn.diagnostics.graph_class_consistency` of a graph student's final
+    weights on the test set against a bank of ``min(1000, n_train)`` training samples (seed
+    ``eval_seed``); ``None`` for a student without a learned graph (the MLP)."""
+    if not (hasattr(model, "code") and hasattr(model, "dist") and hasattr(model, "s")):
+        return None
+    import torch
+    from tg_cnn2gnn.diagnostics import graph_class_consistency
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        return graph_class_consistency(model, data.x_test.to(dev), data.y_test.to(dev),
+                                       data.train_features.to(dev), data.y_train.to(dev),
+                                       bank_size=min(CONSISTENCY_BANK, data.n_train), seed=settings.eval_seed)
+
+
+def run_compare(entries: Sequence[tuple[str, Settings]], *, out: str | os.PathLike, log: Log = print,
+                notes: dict[str, str] | None = None) -> dict[str, Any]:
+    """Distil several students from ONE teacher and put them side by side (the main job).
+
+    The first entry's run trains (or reuses) the teacher in ``out/<name>/teacher``; every
+    later entry loads that file (``teacher_checkpoint``), so all students share the teacher
+    (their own teacher settings must name the same network). Each entry is a complete
+    :func:`run_distill` into ``out/<name>``. Writes ``out/compare.md`` and ``out/compare.json``.
+
+    Args:
+        entries: ``(name, settings)`` pairs, names unique and usable as folder names.
+        notes: ``{name: text}``: the budget of a row (shown in the table).
+
+    Returns:
+        ``{"rows": [{"name", "summary"}, ...], "table": markdown, "wall_time_s"}``.
+    """
+    from tg_cnn2gnn.distill.metrics import atomic_write_text
+    from tg_cnn2gnn.report import make_compare_table
+    import json
+    names = [n for n, _ in entries]
+    if not entries:
+        raise SettingsError("run_compare needs at least one (name, settings) entry")
+    bad = [n for n in names if not n or any(c in n for c in "/\\") or n in (".", "..")]
+    if bad or len(set(names)) != len(names):
+        raise SettingsError(f"run_compare: entry names must be unique folder names, got {names!r}")
+    out = Path(out).expanduser()
+    for name, settings in entries:       # every row's settings are checked before anything trains
+        try:
+            validate(settings.replace(out=str(out / name)), command="distill")
+        except SettingsError as e:
+            raise SettingsError(f"row {name!r}: {e}") from None
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    teacher_file: Path | None = None
+    for name, settings in entries:
+        s = settings.replace(out=str(out / name))
+        if teacher_file is not None and s.teacher_checkpoint is None and needs_teacher(s):
+            s = s.replace(teacher_checkpoint=str(teacher_file))
+        log(f"== {name} ==")
+        summary = run_distill(s, log)
+        summary.pop("table", None)
+        if teacher_file is None and summary.get("teacher"):
+            t = summary["teacher"]
+            teacher_file = Path(t["path"]) if t.get("source") == "checkpoint" else RunDir(out / name).teacher_pt
+        rows.append({"name": name, "summary": summary})
+    wall = time.perf_counter() - start
+    table = make_compare_table(rows, notes=notes, wall_time_s=wall)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "compare.md", table)
+    atomic_write_text(out / "compare.json", json.dumps({"rows": rows, "wall_time_s": wall}, indent=1, default=str))
+    return {"rows": rows, "table": table, "wall_time_s": wall}
+
+
+#: settings a main-job row takes from the recommended configuration (data, evaluation, run)
+SHARED_SETTINGS = ("dataset", "root", "test_subset", "val_fraction", "split_seed", "download", "teacher",
+                   "teacher_width", "teacher_epochs", "teacher_batch_size", "teacher_optimizer", "teacher_lr",
+                   "teacher_weight_decay", "augment", "eval_seed", "measure", "seed", "device", "threads", "progress")
+
+
+def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: int = 3,
+                     paper_subset: int | None = 10000) -> tuple[list[tuple[str, Settings]], dict[str, str]]:
+    """The rows of the main job (issue 12): the ``recommended`` student, the ``paper`` preset on
+    a reduced budget (``paper_epochs`` epochs on a ``paper_subset``-image training subset, its
+    pool = that subset; ``None``: the recommended run's training set), and a KD-MLP with the
+    recommended student's widths, epochs and optimiser (``method kd, student mlp``). Every row
+    shares the recommended run's data, teacher and evaluation settings (:data:`SHARED_SETTINGS`).
+
+    Returns:
+        ``(entries, notes)`` for :func:`run_compare`.
+    """
+    shared = {k: getattr(recommended, k) for k in SHARED_SETTINGS}
+    subset = paper_subset
+    if recommended.subset is not None:
+        subset = recommended.subset if subset is None else min(subset, recommended.subset)
+    paper_row = paper.replace(**shared, subset=subset, epochs=paper_epochs)
+    kd_row = recommended.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
+                                 pool_size=None, warm_start_anchors=False)
+    n = "the full training split" if recommended.subset is None else f"a {recommended.subset}-image subset"
+    notes = {
+        "recommended": f"{recommended.epochs} epochs on {n}",
+        "paper-preset": (f"reduced: {paper_epochs} of {paper.epochs} epochs"
+                         + (f" on a {subset}-image training subset (= its pool)" if subset else "")
+                         + f"; s = {paper.s}, lr {paper.lr}"),
+        "kd-mlp": f"{recommended.epochs} epochs on {n} (the recommended student's budget and widths)",
+    }
+    return [("recommended", recommended), ("paper-preset", paper_row), ("kd-mlp", kd_row)], notes
 
 
 def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,

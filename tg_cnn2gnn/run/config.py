@@ -27,6 +27,7 @@ HEAD_FORM_CHOICES = ("anchor", "embedding")
 WHICH_CHOICES = ("last", "best")
 METHOD_CHOICES = ("cnn2gnn", "kd", "dkd", "ce")
 STUDENT_CHOICES = ("gnn", "mlp")
+GRAPH_CHOICES = ("batch", "pool")
 
 
 class SettingsError(ValueError):
@@ -104,6 +105,19 @@ class Settings:
                          choices=KD_SCALE_CHOICES)
     relation_weight: float = _opt(0.0, "float", "weight of the teacher-relation term for the graph head "
                                   "(ours, not in the paper; 0 = the paper's Eq. 6)")
+    relation_tau: float = _opt(1.0, "float", "temperature of the teacher's probabilities in the relation term")
+    graph: str = _opt("batch", "str", "training graph of the graph head: batch (the graph inside each mini-batch) "
+                                      "or pool (paper Eq. 4: each batch sample joined to its s nearest samples of "
+                                      "a training pool, as the bank mechanism does at inference)",
+                      choices=GRAPH_CHOICES)
+    pool_size: int | None = _opt(None, "int?", "graph pool: training samples in the pool (default: the whole "
+                                               "training set; a smaller pool is redrawn every --pool-refresh epochs)")
+    pool_refresh: int = _opt(1, "int", "graph pool: epochs between redraws of the pool and refreshes of the "
+                                       "embedding head's cached pool codes")
+    graph_nca: float = _opt(0.0, "float", "weight of the NCA label supervision of the learned distances (ours, "
+                                          "not in the paper; 0 = off)")
+    warm_start_anchors: bool = _opt(False, "bool", "initialise the anchor head's rows from its encoder before "
+                                                   "training (ours, not in the paper; anchor head only)")
     epochs: int = _opt(200, "int", "distillation epochs")
     batch_size: int = _opt(100, "int", "distillation batch size (one learned graph per batch)")
     optimizer: str = _opt("adam", "str", "student optimiser", choices=OPTIMIZER_CHOICES)
@@ -235,7 +249,7 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
     if s.conv.lower() not in CONVS:
         raise SettingsError(f"unknown conv {s.conv!r}; valid convs: {', '.join(CONVS)}")
     for name in ("teacher_optimizer", "optimizer", "scheduler", "augment", "kd_scale", "head_form",
-                 "val_mechanism", "method", "student"):
+                 "val_mechanism", "method", "student", "graph"):
         choices = SETTING_FIELDS[name].metadata["choices"]
         if getattr(s, name) not in choices:
             raise bad(name, f"unknown value; valid values: {', '.join(choices)}")
@@ -282,6 +296,9 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
         raise bad("tau", "must be > 0")
     if s.relation_weight < 0:
         raise bad("relation_weight", "must be >= 0 (0 = the paper's objective)")
+    if s.relation_tau <= 0:
+        raise bad("relation_tau", "must be > 0")
+    _validate_graph(s, bad)
     for name in ("lr", "teacher_lr"):
         if getattr(s, name) <= 0:
             raise bad(name, "must be > 0")
@@ -319,6 +336,30 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
     if s.teacher_checkpoint is not None and not Path(s.teacher_checkpoint).expanduser().is_file():
         raise bad("teacher_checkpoint", "no such file")
     return s.replace(dataset=dataset, teacher=key, conv=s.conv.lower())
+
+
+def _validate_graph(s: Settings, bad: Any) -> None:
+    """The training-graph settings (``graph``, ``pool_size``, ``pool_refresh``, ``graph_nca``,
+    ``warm_start_anchors``): ranges, and that they only go with a CNN2GNN graph student."""
+    if s.pool_refresh < 1:
+        raise bad("pool_refresh", "must be a positive integer (epochs between pool refreshes)")
+    if s.graph_nca < 0:
+        raise bad("graph_nca", "must be >= 0 (0 = no NCA term)")
+    if s.pool_size is not None:
+        if s.graph != "pool":
+            raise bad("pool_size", "only applies with --graph pool")
+        if s.pool_size < s.s + 2:
+            raise bad("pool_size", f"must be at least s + 2 = {s.s + 2} (each batch sample needs its s + 1 "
+                                   "nearest other pool samples), or left out for the whole training set")
+    graph_student = s.method == "cnn2gnn" and s.student == "gnn"
+    if not graph_student:
+        for name, off in (("graph", "batch"), ("graph_nca", 0.0), ("warm_start_anchors", False)):
+            if getattr(s, name) != off:
+                raise bad(name, f"shapes the learned graph of --method cnn2gnn --student gnn; this run is "
+                                f"--method {s.method} --student {s.student}")
+    if s.warm_start_anchors and s.head_form != "anchor":
+        raise bad("warm_start_anchors", "needs the anchor head (--head-form anchor); the embedding head has no "
+                                        "anchor rows")
 
 
 def _show(value: Any) -> str:

@@ -68,6 +68,51 @@ def method_label(settings: Settings) -> str:
     return f"{name}-{settings.student.upper()}"
 
 
+#: settings added after run directories with checkpoints existed (issue 12's training graph)
+LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau"})
+
+
+def build_graph_builder(settings: Settings) -> Any:
+    """The training-graph builder of a CNN2GNN graph student (:mod:`tg_cnn2gnn.nn.pool_graph`).
+
+    ``graph="pool"``: :class:`~tg_cnn2gnn.nn.pool_graph.TrainingPool` (Eq. 4 over ``pool_size``
+    training samples, refreshed every ``pool_refresh`` epochs, NCA weight ``graph_nca``);
+    ``graph="batch"`` with ``graph_nca > 0``: :class:`~tg_cnn2gnn.nn.pool_graph.BatchGraph`
+    with the NCA term; otherwise ``None``: the distiller's own batch-internal graph, exactly
+    as before these settings existed (bit-identical runs for old configs)."""
+    from tg_cnn2gnn.nn.pool_graph import BatchGraph, TrainingPool
+    s = settings
+    if s.method != "cnn2gnn" or s.student != "gnn":
+        return None
+    if s.graph == "pool":
+        return TrainingPool(s.pool_size, refresh_every=s.pool_refresh, nca_weight=s.graph_nca, seed=s.seed)
+    if s.graph_nca > 0:
+        return BatchGraph(nca_weight=s.graph_nca)
+    return None
+
+
+def consistency_printer(model: nn.Module, data: RunData, log: Callable[[str], None],
+                        queries: int = 1000, bank_size: int = 1000) -> list[Callable[[int, dict], None]]:
+    """``[callback]`` logging, after each epoch, the class-consistency of ``model``'s learned graph
+    (:func:`~tg_cnn2gnn.diagnostics.graph_class_consistency`) on the first ``queries`` validation
+    samples against a ``bank_size`` training bank (seed 0; no global RNG touched, so training is
+    unchanged); ``[]`` for a student without a learned graph or a run without validation split."""
+    if data.val is None or not all(hasattr(model, a) for a in ("code", "dist", "s")):
+        return []
+    from tg_cnn2gnn.diagnostics import graph_class_consistency
+    xv, yv = data.val[0][:queries], data.val[1][:queries]
+    bank = min(bank_size, data.n_train)
+
+    def callback(epoch: int, row: dict) -> None:
+        dev = next(model.parameters()).device
+        gc = graph_class_consistency(model, xv.to(dev), yv.to(dev), data.train_features.to(dev),
+                                     data.y_train.to(dev), bank_size=bank)
+        log(f"  graph class-consistency (validation, {gc['num_queries']} queries, bank {gc['bank_size']}): learned "
+            f"{100 * gc['learned']:.1f} % (weighted {100 * gc['learned_weighted']:.1f} %), raw "
+            f"{100 * gc['raw']:.1f} %, chance {100 * gc['chance']:.1f} %")
+    return [callback]
+
+
 def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, student: nn.Module,
                   run_dir: str | Path | None, *, log: Callable[[str], None] = print,
                   callbacks: Iterable[Callable[[int, dict], None]] | None = None, test: bool = True,
@@ -103,7 +148,11 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
                                     tau=s.tau, kd_scale=s.kd_scale)
     else:
         distiller = build_distiller("cnn2gnn", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
-                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight)
+                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
+                                    relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
+        if s.warm_start_anchors and not s.resume:
+            from tg_cnn2gnn.nn.pool_graph import warm_start_anchors
+            warm_start_anchors(student.head, data.train_features)
     augment = None
     if s.augment == "all" and (data.info.crop_padding > 0 or data.info.hflip):
         from tg_cnn2gnn.data import augment_batch
@@ -111,7 +160,11 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         def augment(images: Tensor, _name: str = s.dataset) -> Tensor:
             return augment_batch(images, _name)
     epochs = overrides.get("epochs", s.epochs)
-    fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items() if k not in RESUME_SAFE}
+    # settings added after checkpoints were first written enter the fingerprint only when not at
+    # their default, so that an older run directory still resumes (a change from the default is caught)
+    later = Settings().to_dict()
+    fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items()
+                   if k not in RESUME_SAFE and not (k in LATER_SETTINGS and v == later[k])}
     kwargs: dict[str, Any] = dict(
         epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
         weight_decay=s.weight_decay, scheduler=s.scheduler, val_mechanism=s.val_mechanism,
@@ -119,7 +172,8 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
         augment=augment, out_dir=run_dir, resume=s.resume, seed=s.seed, progress=s.progress, tensorboard=False,
         device=train_device(s), distributed=False, fingerprint=fingerprint,
-        callbacks=list(callbacks) if callbacks is not None else [epoch_printer(log, "distill", epochs)])
+        callbacks=list(callbacks) if callbacks is not None else
+        [epoch_printer(log, "distill", epochs), *consistency_printer(student, data, log)])
     kwargs.update(overrides)
     t0 = time.perf_counter()
     with quiet():

@@ -21,6 +21,7 @@ class TrainingGraph(Protocol):
     edge_weight: Tensor             # [E] (differentiable w.r.t. whatever should learn the graph)
     num_batch: int                  # B: the logits of the first B nodes enter the loss
     aux_losses: dict[str, Tensor]   # already weighted; added to the loss and to the terms
+    node_index: Tensor | None       # [N] training id of every node (optional: pool nodes' teacher logits)
 
 
 class CNN2GNNDistiller(Distiller):
@@ -54,7 +55,15 @@ class CNN2GNNDistiller(Distiller):
         graph_builder: ``None`` (the model's batch-internal ``model.graph(x, index)``), or a
             callable ``(model, x [B, F], y [B], index [B]) -> TrainingGraph`` (e.g. a graph over
             the batch plus other nodes); its ``on_epoch_start(model, train_x, train_y, epoch)``
-            is called before each epoch when it has one.
+            is called before each epoch when it has one, with the training set's node features
+            ``train_x [n_train, F]`` (flattened, row ``k`` = training id ``k``) and labels.
+
+    With a graph builder whose graphs hold nodes beyond the batch (``num_batch < N``, e.g.
+    :class:`~tg_cnn2gnn.nn.pool_graph.TrainingPool`) the relation term runs over every node whose
+    teacher logits are known: those of :attr:`teacher_cache` (``[n_train, C]``, set by the trainer
+    through :meth:`set_teacher_cache` when it caches the teacher's logits) looked up by the graph's
+    ``node_index``, else the latest logits seen for each training id (a sample's logits are known
+    once its own batch has run); edges touching a node without logits are left out.
     """
 
     name = "cnn2gnn"
@@ -91,6 +100,10 @@ class CNN2GNNDistiller(Distiller):
         self.relation_weight = relation_weight
         self.relation_tau = relation_tau
         self.graph_builder = graph_builder
+        self.teacher_cache: Tensor | None = None      # [n_train, C] exact teacher logits by training id
+        self._seen: Tensor | None = None              # [n_train, C] latest teacher logits seen (no cache)
+        self._known: Tensor | None = None             # [n_train] bool: row of _seen filled
+        self._n_train: int | None = None
 
     @property
     def model(self) -> nn.Module:
@@ -118,7 +131,12 @@ class CNN2GNNDistiller(Distiller):
         return {"distiller": self.name, "alpha": self.alpha, "tau": self.tau, "relation_weight": self.relation_weight,
                 "relation_tau": self.relation_tau, "kd_scale": self.kd_scale}
 
+    def set_teacher_cache(self, logits: Tensor | None) -> None:
+        """The teacher's logits ``[n_train, C]`` by training id (used for pool nodes' relation edges)."""
+        self.teacher_cache = None if logits is None else logits.detach()
+
     def on_epoch_start(self, epoch: int, train_x: Tensor, train_y: Tensor) -> None:
+        self._n_train = int(train_x.size(0))
         hook = getattr(self.graph_builder, "on_epoch_start", None)
         if hook is not None:
             hook(self.student, train_x, train_y, epoch)
@@ -136,17 +154,17 @@ class CNN2GNNDistiller(Distiller):
             data = DistillData(x=g.x, y=batch.labels, index=batch.index, edge_index=g.edge_index,
                                edge_weight=g.edge_weight)
             logits = self.student_forward(data)[:b]
-            # the relation term sees batch-batch edges only (masked, not filtered: no host sync)
-            inside = (g.edge_index < b).all(0)
-            edge_index = torch.where(inside, g.edge_index, 0)
-            edge_weight = g.edge_weight * inside
+            if self.relation_weight > 0:
+                edge_index, edge_weight, node_logits = self._relation_graph(g, b, batch.index, t_logits)
             aux = dict(getattr(g, "aux_losses", None) or {})
+        if self.graph_builder is None or self.relation_weight == 0:
+            node_logits = t_logits
         terms, kd = distillation_terms(logits.float(), t_logits, batch.labels, self.alpha, self.tau, self.kd_scale)
         metrics: dict[str, Tensor] = {}
         if "kd" not in terms:
             metrics["kd"] = kd.detach()
         if self.relation_weight > 0:
-            rel = relation_loss(edge_index, edge_weight, t_logits, self.relation_tau)
+            rel = relation_loss(edge_index, edge_weight, node_logits, self.relation_tau)
             terms["relation"] = self.relation_weight * rel
             metrics["rel"] = rel.detach()
         for k, v in aux.items():
@@ -155,6 +173,36 @@ class CNN2GNNDistiller(Distiller):
             terms[k] = v
         self.metrics = metrics
         return logits, terms
+
+    def _relation_graph(self, g: Any, b: int, index: Tensor, t_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(edge_index [2, E], edge_weight [E], node_logits [N', C])`` of the relation term on a
+        builder's graph: every node with known teacher logits (``N' = N``), or the batch alone
+        (``N' = B``) when the graph has no ``node_index``. Edges are masked, not filtered (no host sync)."""
+        n = g.x.size(0)
+        node_index = getattr(g, "node_index", None)
+        if n == b or node_index is None:
+            inside = (g.edge_index < b).all(0)
+            return torch.where(inside, g.edge_index, 0), g.edge_weight * inside, t_logits
+        node_index = node_index.long()
+        t_logits = t_logits.detach().float()
+        if self.teacher_cache is not None:
+            node_logits = self.teacher_cache.index_select(0, node_index).float()
+            known = torch.ones(n, dtype=torch.bool, device=node_logits.device)
+        else:
+            n_train = max(self._n_train or 0, int(node_index.max()) + 1)
+            if self._seen is None or self._seen.size(0) < n_train or self._seen.size(1) != t_logits.size(1) \
+                    or self._seen.device != t_logits.device:
+                self._seen = t_logits.new_zeros(n_train, t_logits.size(1))
+                self._known = torch.zeros(n_train, dtype=torch.bool, device=t_logits.device)
+            self._seen[index] = t_logits
+            self._known[index] = True
+            node_logits = self._seen.index_select(0, node_index)
+            known = self._known.index_select(0, node_index)
+        node_logits = torch.cat([t_logits, node_logits[b:]])             # the batch: this step's logits
+        keep = known.clone()
+        keep[:b] = True
+        ok = keep[g.edge_index].all(0)
+        return torch.where(ok, g.edge_index, 0), g.edge_weight * ok, node_logits
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, tau={self.tau}, kd_scale={self.kd_scale!r}, relation_weight={self.relation_weight}"
