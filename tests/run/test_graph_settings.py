@@ -2,6 +2,7 @@
 warm_start_anchors, relation_tau): validation, wiring into the distiller, the run's
 graph class-consistency diagnostic, and the relation term over pool nodes."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -178,6 +179,23 @@ def test_pool_graph_run_on_digits_reports_graph_consistency(teacher_run, tmp_pat
     code, out, err = cli(["distill", *TINY, "--resume", "--teacher-checkpoint", teacher_run / "teacher" / "teacher.pt",
                           "--out", run_dir])
     assert code == 2 and "--resume refused" in err and "graph: pool -> batch" in err and "graph_nca: 1.0 -> 0.0" in err
+
+
+def test_pool_graph_runs_repeat_bit_for_bit_on_two_threads(teacher_run, tmp_path):
+    """Pool training gathers pool rows with repeated indices; on more than one thread the
+    default accumulation order varied between runs (the main job's paper-preset row did)."""
+    paper = Path(__file__).resolve().parents[2] / "configs" / "digits" / "paper.yaml"   # pool, NCA 3, 512-256, s 50
+    weights = []
+    for k in range(2):
+        run_dir = tmp_path / f"run{k}"
+        code, _, err = cli(["distill", "--config", paper, "--epochs", "2", "--threads", "2", "--no-measure",
+                            "--no-progress", "--mechanisms", "bank", "--teacher-width", "4", "--teacher-checkpoint",
+                            teacher_run / "teacher" / "teacher.pt", "--out", run_dir])
+        assert code == 0, err
+        weights.append(torch.load(run_dir / "checkpoint.pt", weights_only=True)["model"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not torch.are_deterministic_algorithms_enabled()        # the setting is restored after the fit
 
 
 def test_mlp_run_has_no_graph_consistency(teacher_run, tmp_path):

@@ -7,10 +7,12 @@ same way and a change of the distillation API touches this one function.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+import torch
 from torch import Tensor, nn
 
 from tg_cnn2gnn.run.config import Settings
@@ -176,7 +178,7 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         [epoch_printer(log, "distill", epochs), *consistency_printer(student, data, log)])
     kwargs.update(overrides)
     t0 = time.perf_counter()
-    with quiet():
+    with quiet(), _deterministic(s.graph == "pool"):
         trainer = Trainer(distiller, **kwargs)
         summary = trainer.fit((data.x_train, data.y_train), val=data.val,
                               test=(data.x_test, data.y_test) if test else None,
@@ -184,3 +186,23 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
     summary["train_time_s"] = time.perf_counter() - t0
     summary["method"] = s.method
     return summary
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms`` for the duration of a fit when ``enabled``.
+
+    Training against a pool (``graph: pool``) accumulates gradients into gathered pool rows
+    with repeated indices; with more than one CPU thread PyTorch's default accumulation order
+    varies from run to run, so runs were not repeatable. The deterministic kernels make them
+    repeatable; other graphs keep PyTorch's defaults (and their bit-for-bit results)."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
