@@ -79,3 +79,20 @@ def test_pyg_model_without_edge_weights_runs_and_bad_students_are_refused(digits
         as_student(OneArg())
     with pytest.raises(TypeError, match="student must be an nn.Module"):
         CNN2GNN(LearnedGraphHead(4, 5), "gcn")
+
+
+@pytest.mark.parametrize("mechanism", ["bank", "batch", "one_by_one"])
+def test_predict_refuses_non_finite_rows_naming_the_tensor(mechanism):
+    from tg_cnn2gnn import CNN2GNN, GraphStudent, LearnedGraphHead
+    torch.manual_seed(0)
+    model = CNN2GNN(LearnedGraphHead(8, num_train=50, s=3, hidden_channels=(16,)), GraphStudent(8, 8, 3))
+    train_x, x = torch.randn(50, 8), torch.randn(5, 8)
+    bad = x.clone()
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"x contains NaN in rows \[2\] \(1 of 5\)"):
+        model.predict(bad, mechanism=mechanism, train_x=train_x, bank_size=20)
+    bad_train = train_x.clone()
+    bad_train[7, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"train_x contains \+inf or -inf in rows \[7\]"):
+        model.predict(x, mechanism=mechanism, train_x=bad_train, bank_size=20)
+    assert torch.isfinite(model.predict(x, mechanism=mechanism, train_x=train_x, bank_size=20)).all()

@@ -199,7 +199,8 @@ class InductiveGraphModel(nn.Module):
         f = getattr(self.student, "in_channels", None)
         if isinstance(f, int) and f > 0 and x.size(1) != f:
             raise ValueError(f"{name} has {x.size(1)} features but the student expects {f}")
-        return x
+        from tg_cnn2gnn.functional._checks import check_finite
+        return check_finite(name, x)      # a NaN row would give NaN logits, argmax'ed to class 0
 
 
 class CNN2GNN(InductiveGraphModel):
