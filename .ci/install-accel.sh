@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The `accel` extra (torch_scatter, torch_sparse) for the venv's torch: both compile from source
 # against the installed torch (no build isolation: their setup.py imports torch). Each build
-# compiles one file at a time, so the two run side by side to use two cores (about 20-25 min
-# on an idle 2-core machine; 49 min measured on a heavily shared one). Usage:
+# compiles one file at a time, so the two run side by side to use two cores (the whole CI run,
+# compile included, took 13 min on an idle 2-core machine; 49 min on a heavily shared one). Usage:
 #   bash .ci/install-accel.sh [PYTHON]      (default .venv/bin/python)
 set -euo pipefail
 PY=${1:-.venv/bin/python}
