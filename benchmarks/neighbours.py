@@ -57,8 +57,45 @@ def class_match(idx: torch.Tensor, w: torch.Tensor, ytr: torch.Tensor, yq: torch
     return float(same.double().mean()), float((w * same).sum(1).mean() / w.sum(1).mean())
 
 
-def main(argv: list[str] | None = None) -> int:
+def draw_grid(xq: torch.Tensor, yq: torch.Tensor, xtr: torch.Tensor, ytr: torch.Tensor, idx: torch.Tensor,
+              w: torch.Tensor, *, show: int, dataset: str, title: str):
+    """A matplotlib figure: one row per query ``xq [Q, C, H, W]`` with its ``show`` heaviest
+    neighbours (``idx``/``w [Q, >= show]``, rows of ``xtr``), framed green when the neighbour
+    has the query's class and red otherwise."""
     from tg_cnn2gnn.data import dataset_info
+    info = dataset_info(dataset)
+    mean = torch.tensor(info.mean).view(-1, 1, 1)
+    std = torch.tensor(info.std).view(-1, 1, 1)
+
+    def img(x: torch.Tensor):
+        x = (x * std + mean).clamp(0, 1)
+        return x[0].numpy() if x.size(0) == 1 else x.permute(1, 2, 0).numpy()
+
+    plt = B.plt_setup()
+    q = xq.size(0)
+    fig, axes = plt.subplots(q, show + 1, figsize=(1.1 * (show + 1), 1.25 * q), squeeze=False)
+    for r in range(q):
+        ax = axes[r, 0]
+        ax.imshow(img(xq[r]), cmap="gray")
+        ax.set_title(f"query: class {int(yq[r])}", fontsize=6)
+        for k in range(show):
+            ax = axes[r, k + 1]
+            j = int(idx[r, k])
+            match = bool(ytr[j] == yq[r])
+            ax.imshow(img(xtr[j]), cmap="gray")
+            ax.set_title(f"p={float(w[r, k]):.3f} c{int(ytr[j])}", fontsize=6, color="green" if match else "red")
+            for sp_ in ax.spines.values():
+                sp_.set_edgecolor("green" if match else "red")
+                sp_.set_linewidth(2)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
     p = B.parser(__doc__.split("\n\n")[0])
     p.add_argument("--n-queries", type=int, default=None)
     p.add_argument("--show", type=int, default=None, help="neighbours shown per query (<= s)")
@@ -98,7 +135,6 @@ def main(argv: list[str] | None = None) -> int:
         q.append(int(pos[torch.randint(pos.numel(), (1,), generator=g)]))
     qi = torch.tensor(q)
     idx, w = neighbours(head_distances(model, data.xt[qi], data.n_train), sp)
-    show = min(args.show, sp)
     qrows = []
     for r, t in enumerate(q):
         for k in range(sp):
@@ -107,35 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                           "weight": float(w[r, k]), "class_match": bool(ytr[idx[r, k]] == data.yt[t])})
     rep.csv("neighbours_queries.csv", qrows)
 
-    info = dataset_info(args.dataset)
-    mean = torch.tensor(info.mean).view(-1, 1, 1)
-    std = torch.tensor(info.std).view(-1, 1, 1)
-
-    def img(x: torch.Tensor):
-        x = (x * std + mean).clamp(0, 1)
-        return x[0].numpy() if x.size(0) == 1 else x.permute(1, 2, 0).numpy()
-
-    plt = B.plt_setup()
-    fig, axes = plt.subplots(len(q), show + 1, figsize=(1.1 * (show + 1), 1.25 * len(q)), squeeze=False)
-    for r, t in enumerate(q):
-        ax = axes[r, 0]
-        ax.imshow(img(data.xt[t]), cmap="gray")
-        ax.set_title(f"query: class {int(data.yt[t])}", fontsize=6)
-        for k in range(show):
-            ax = axes[r, k + 1]
-            j = int(idx[r, k])
-            match = bool(ytr[j] == data.yt[t])
-            ax.imshow(img(xtr[j]), cmap="gray")
-            ax.set_title(f"p={float(w[r, k]):.3f} c{int(ytr[j])}", fontsize=6, color="green" if match else "red")
-            for sp_ in ax.spines.values():
-                sp_.set_edgecolor("green" if match else "red")
-                sp_.set_linewidth(2)
-        for ax in axes[r]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"{args.dataset}: neighbours of the learned head (s={sp}, {show} heaviest shown; "
-                 "green = same class)", fontsize=7)
-    fig.tight_layout()
+    fig = draw_grid(data.xt[qi], data.yt[qi], xtr, ytr, idx, w, show=min(args.show, sp), dataset=args.dataset,
+                    title=f"{args.dataset}: neighbours of the learned head (s={sp}, {min(args.show, sp)} heaviest "
+                          "shown; green = same class)")
+    show = min(args.show, sp)
     rep.figure(fig, "neighbours.png", f"Neighbour grid: {len(q)} queries x {show} neighbours, s={sp}", dpi=70)
 
     rep.add(B.settings_line(args, data) + f" Queries: test images {q} (classes {classes.tolist()}).")
