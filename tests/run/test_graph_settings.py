@@ -221,19 +221,23 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
                                       relation_weight=1.0, head_form="embedding"))
     paper = settings_from_file(configs / "paper.yaml", "example", head_hidden=(16,), hidden=16, s=3)
     entries, notes = main_job_entries(rec, paper, paper_epochs=1, paper_subset=300)
-    assert [n for n, _ in entries] == ["recommended", "paper-preset", "kd-mlp"]
+    assert [n for n, _ in entries] == ["recommended", "paper-preset", "kd-mlp", "kd-mlp-paper-budget"]
     p = dict(entries)["paper-preset"]
     assert (p.graph, p.graph_nca, p.head_form, p.subset, p.epochs, p.teacher, p.teacher_width) == \
         ("pool", 3.0, "anchor", 300, 1, "simple-cnn", 4)
     assert (dict(entries)["kd-mlp"].method, dict(entries)["kd-mlp"].student) == ("kd", "mlp")
+    kp = dict(entries)["kd-mlp-paper-budget"]           # the paper row's widths and budget, as a KD-MLP
+    assert (kp.method, kp.student, kp.subset, kp.epochs, kp.hidden, kp.lr) == \
+        ("kd", "mlp", p.subset, p.epochs, p.hidden, p.lr)
     logs = []
     result = run_compare(entries, out=tmp_path, notes=notes, log=logs.append)
     sources = [r["summary"]["teacher"]["source"] for r in result["rows"]]
-    assert sources == ["trained", "checkpoint", "checkpoint"]
+    assert sources == ["trained", "checkpoint", "checkpoint", "checkpoint"]
     paths = {r["summary"]["teacher"]["path"] for r in result["rows"][1:]}
     assert paths == {str(tmp_path / "recommended" / "teacher" / "teacher.pt")}
     table = result["table"]
-    assert table.count("\n| ") == 4 and "| teacher: simple-cnn |" in table      # teacher + 3 rows
+    assert table.count("\n| ") == 5 and "| teacher: simple-cnn |" in table      # teacher + 4 rows
+    assert "1 epochs on a 300-image training subset (the paper-preset row's budget" in table
     assert "reduced: 1 of 200 epochs on a 300-image training subset" in table and "– (no graph)" in table
     assert (tmp_path / "compare.md").read_text() == table
     with pytest.raises(SettingsError, match="unique folder names"):

@@ -241,7 +241,8 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
     """The rows of the main job (issue 12): the ``recommended`` student, the ``paper`` preset on
     a reduced budget (``paper_epochs`` epochs on a ``paper_subset``-image training subset, its
     pool = that subset; ``None``: the recommended run's training set), and a KD-MLP with the
-    recommended student's widths, epochs and optimiser (``method kd, student mlp``). Every row
+    recommended student's widths, epochs and optimiser (``method kd, student mlp``), and one with
+    the paper-preset row's widths and budget (the comparison the issue asks of that row). Every row
     shares the recommended run's data, teacher and evaluation settings (:data:`SHARED_SETTINGS`).
 
     Returns:
@@ -252,17 +253,25 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
     if recommended.subset is not None:
         subset = recommended.subset if subset is None else min(subset, recommended.subset)
     paper_row = paper.replace(**shared, subset=subset, epochs=paper_epochs)
-    kd_row = recommended.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
-                                 pool_size=None, warm_start_anchors=False)
+    kd_row = _as_kd_mlp(recommended)
+    kd_paper = _as_kd_mlp(paper_row)
     n = "the full training split" if recommended.subset is None else f"a {recommended.subset}-image subset"
+    on_subset = f" on a {subset}-image training subset" if subset else ""
     notes = {
         "recommended": f"{recommended.epochs} epochs on {n}",
-        "paper-preset": (f"reduced: {paper_epochs} of {paper.epochs} epochs"
-                         + (f" on a {subset}-image training subset (= its pool)" if subset else "")
-                         + f"; s = {paper.s}, lr {paper.lr}"),
+        "paper-preset": (f"reduced: {paper_epochs} of {paper.epochs} epochs" + on_subset
+                         + (" (= its pool)" if subset else "") + f"; s = {paper.s}, lr {paper.lr}"),
         "kd-mlp": f"{recommended.epochs} epochs on {n} (the recommended student's budget and widths)",
+        "kd-mlp-paper-budget": f"{paper_epochs} epochs{on_subset} (the paper-preset row's budget and widths)",
     }
-    return [("recommended", recommended), ("paper-preset", paper_row), ("kd-mlp", kd_row)], notes
+    return [("recommended", recommended), ("paper-preset", paper_row), ("kd-mlp", kd_row),
+            ("kd-mlp-paper-budget", kd_paper)], notes
+
+
+def _as_kd_mlp(s: Settings) -> Settings:
+    """``s`` as Hinton KD into an MLP of the same widths, data and budget (no graph settings)."""
+    return s.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
+                     pool_size=None, warm_start_anchors=False)
 
 
 def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,
