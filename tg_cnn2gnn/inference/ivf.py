@@ -1,0 +1,219 @@
+r"""Approximate neighbour search for the frozen-bank predictor: an inverted file (IVF) over the distance columns.
+
+The exact search of :meth:`~tg_cnn2gnn.inference.BankPredictor.neighbours` multiplies a
+query's folded code ``[c, 1] [K + 1]`` with every bank column of ``col_wb [K + 1, |B|]``;
+at ``|B| = 54,000`` that product streams the whole matrix from memory on every call. The
+IVF index clusters the bank's columns into ``nlist`` lists (k-means, scikit-learn, seeded)
+and scores a query in two steps:
+
+1. *coarse*: ``[c, 1] @ centroids [K + 1, nlist]``, where a list's centroid column is the
+   **mean of its members' folded columns** -- so the coarse score is the mean of the
+   members' exact scores, for every metric (``"linear"`` anchor rows included, since the
+   score is linear in the column). The ``nprobe`` lists with the smallest coarse score
+   are probed.
+2. *fine*: the exact score of every member of the probed lists, then the ``k`` smallest.
+
+Layout (plain tensors, so the index saves in the safe checkpoint and exports with
+``torch.export``; no data-dependent shapes):
+
+* ``ivf_centroids [K + 1, nlist]`` -- coarse columns (an empty list scores ``+inf``);
+* ``ivf_rows [|B| + 1, K + 1]`` -- the bank columns as rows, grouped list by list (a list's
+  members are contiguous: the fine step reads whole blocks), plus one sentinel row
+  ``[0, ..., 0, +inf]`` that scores ``+inf`` for any finite query;
+* ``ivf_lists [nlist, L]`` -- each list's row ids in ``ivf_rows``, padded to the longest
+  list ``L`` with the sentinel;
+* ``ivf_pos [|B| + 1]`` -- the bank position of each row (sentinel: 0, never selected
+  because the probed lists always hold at least ``k`` real members, see
+  :func:`check_nprobe`).
+
+Memory: ``ivf_rows`` is a second copy of the columns (row-major, for the gather), so an IVF
+predictor holds about twice the exact one's distance data; the padding costs
+``nlist x L`` ids. Work per query: ``nlist + nprobe x L`` column products instead of ``|B|``.
+With ``nprobe = nlist`` every member is scored and the neighbours are the exact ones.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+#: Buffer names of the index (prefix ``ivf_``).
+IVF_BUFFERS = ("ivf_centroids", "ivf_rows", "ivf_lists", "ivf_pos")
+
+
+def _check_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def default_nlist(num_bank: int, s: int) -> int:
+    """``round(4 sqrt(|B|))`` lists, but no more than ``|B| // (s + 1)`` (lists hold ``s + 1``
+    members on average at least, or the search is not worth it), and at least 1."""
+    return max(1, min(round(4 * math.sqrt(num_bank)), num_bank // (s + 1)))
+
+
+def check_nlist(nlist: object, num_bank: int, s: int) -> int:
+    """``nlist`` (``None``: :func:`default_nlist`) checked against the bank size."""
+    if nlist is None:
+        return default_nlist(num_bank, s)
+    nlist = _check_int("nlist", nlist)
+    if not 1 <= nlist <= num_bank:
+        raise ValueError(f"nlist={nlist} is out of range: an IVF index over a bank of {num_bank} samples "
+                         f"has 1 to {num_bank} lists (default about 4 sqrt(|B|) = {default_nlist(num_bank, s)}); "
+                         f"for small banks use search='exact'")
+    return nlist
+
+
+def min_nprobe(sizes: Tensor, k: int) -> int:
+    """Fewest lists whose members are at least ``k`` whichever lists are probed: the
+    smallest ``n`` with the ``n`` *smallest* lists summing to ``>= k``."""
+    cum = sizes.sort().values.cumsum(0)
+    return int((cum < k).sum().item()) + 1
+
+
+def default_nprobe(nlist: int, sizes: Tensor, k: int) -> int:
+    """``ceil(sqrt(nlist))`` lists, at least :func:`min_nprobe`, at most ``nlist``. Measured on
+    Fashion-MNIST codes (bank 54,000, 930 lists, briefly trained main-job heads), the recall
+    of the ``s = 10`` nearest reaches 1.00 at 16 probed lists for both head forms (0.96-0.99
+    at 4-8); ``benchmarks/predictor_latency.py`` reports it per bank size."""
+    return min(nlist, max(math.ceil(math.sqrt(nlist)), min_nprobe(sizes, k)))
+
+
+def check_nprobe(nprobe: object, sizes: Tensor, k: int) -> int:
+    """``nprobe`` (``None``: :func:`default_nprobe`) checked against the lists ``sizes [nlist]``:
+    at most ``nlist``, and enough lists that any ``nprobe`` of them hold ``k`` (= s + 1) members."""
+    nlist = sizes.numel()
+    if nprobe is None:
+        return default_nprobe(nlist, sizes, k)
+    nprobe = _check_int("nprobe", nprobe)
+    if not 1 <= nprobe <= nlist:
+        raise ValueError(f"nprobe={nprobe} is out of range: the index has nlist={nlist} lists, so nprobe "
+                         f"must be between 1 and {nlist} (nprobe=nlist scores every bank sample)")
+    need = min_nprobe(sizes, k)
+    if nprobe < need:
+        raise ValueError(f"nprobe={nprobe} is too small: the index's {nprobe} smallest list(s) hold fewer "
+                         f"than s + 1 = {k} bank samples, the neighbours Eq. 3 needs; use nprobe >= {need} "
+                         f"(or a smaller nlist)")
+    return nprobe
+
+
+def _kmeans_labels(feats: Tensor, nlist: int, seed: int, balance: float) -> Tensor:
+    """List labels ``[|B|]`` of the rows of ``feats [|B|, D]``: k-means centroids
+    (scikit-learn, seeded; mini-batch k-means above 10,000 rows, where full Lloyd iterations
+    cost seconds), then a capacity-bounded assignment (:func:`_capped_assign`) so that no
+    list holds more than ``balance x |B| / nlist`` members (the index pads every list to the
+    longest, and one huge list would make every query that probes it score it all)."""
+    import numpy as np
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    x = feats.detach().cpu().float().numpy()
+    if nlist == 1:
+        return torch.zeros(x.shape[0], dtype=torch.long)
+    if x.shape[0] > 10_000:
+        km = MiniBatchKMeans(n_clusters=nlist, random_state=seed, batch_size=max(4096, 4 * nlist),
+                             n_init=1, max_iter=20, max_no_improvement=5, reassignment_ratio=0.01)
+    else:
+        km = KMeans(n_clusters=nlist, random_state=seed, n_init=1, max_iter=50)
+    dist = torch.from_numpy(np.asarray(km.fit(x).transform(x), dtype=np.float32))   # [|B|, nlist]
+    return _capped_assign(dist, math.ceil(balance * x.shape[0] / nlist))
+
+
+def _capped_assign(dist: Tensor, cap: int, ranks: int = 32) -> Tensor:
+    """Each row of ``dist [n, nlist]`` to its nearest list that still has room (``cap``
+    members): rows nearest their own centroid choose first, the others fall back to their
+    2nd, 3rd, ... nearest list (then to any list with room)."""
+    n, nlist = dist.shape
+    r = min(ranks, nlist)
+    near_d, near = torch.topk(dist, r, dim=1, largest=False, sorted=True)
+    count = [0] * nlist
+    labels = [0] * n
+    near_l = near.tolist()
+    for i in torch.argsort(near_d[:, 0], stable=True).tolist():
+        for j in near_l[i]:
+            if count[j] < cap:
+                break
+        else:                                       # all r nearest lists full: the nearest with room
+            room = torch.tensor(count) < cap
+            j = int(torch.where(room, dist[i], torch.full_like(dist[i], float("inf"))).argmin())
+        count[j] += 1
+        labels[i] = j
+    return torch.tensor(labels, dtype=torch.long)
+
+
+@torch.no_grad()
+def build_ivf(col_wb: Tensor, metric: str, k: int, *, nlist: int | None = None, nprobe: int | None = None,
+              seed: int = 0, balance: float = 2.0) -> tuple[dict, dict[str, Tensor]]:
+    """``(spec, tensors)`` of an IVF index over the folded columns ``col_wb [K + 1, |B|]``.
+
+    The columns are clustered on their code rows (``col_wb[:K]``: ``-2 x`` the codes for the
+    distance metrics) or, for the ``"linear"`` metric (anchor rows, inner products), on the
+    whole folded column. ``k`` is the number of neighbours a search returns (``s + 1``).
+    ``spec``: ``{"nlist", "nprobe", "seed", "list_len"}``."""
+    kp1, nb = col_wb.shape
+    nlist = check_nlist(nlist, nb, k - 1)
+    feats = (col_wb if metric == "linear" else col_wb[:-1]).t()
+    labels = _kmeans_labels(feats, nlist, seed, balance).to(col_wb.device)
+    sizes = torch.bincount(labels, minlength=nlist)
+    nprobe = check_nprobe(nprobe, sizes, k)
+    order = torch.argsort(labels, stable=True)                       # rows grouped list by list
+    rows = col_wb.t().index_select(0, order)
+    sentinel = rows.new_zeros(1, kp1)
+    sentinel[0, -1] = float("inf")
+    cent = torch.zeros(nlist, kp1, dtype=col_wb.dtype, device=col_wb.device).index_add_(0, labels, col_wb.t())
+    cent = cent / sizes.clamp_min(1).unsqueeze(1).to(cent.dtype)
+    cent[sizes == 0] = sentinel                                       # empty lists are never probed first
+    length = int(sizes.max().item())
+    start = torch.cumsum(sizes, 0) - sizes
+    slot = torch.arange(length, device=col_wb.device)
+    lists = torch.where(slot < sizes.unsqueeze(1), start.unsqueeze(1) + slot, torch.full_like(slot, nb))
+    pos = torch.cat([order, order.new_zeros(1)])
+    spec = {"nlist": nlist, "nprobe": nprobe, "seed": int(seed), "list_len": length}
+    return spec, {"ivf_centroids": cent.t().contiguous(), "ivf_rows": torch.cat([rows, sentinel]).contiguous(),
+                  "ivf_lists": lists.contiguous(), "ivf_pos": pos.contiguous()}
+
+
+def list_sizes(lists: Tensor, num_bank: int) -> Tensor:
+    """Members per list ``[nlist]`` of a padded id tensor ``lists [nlist, L]``."""
+    return (lists < num_bank).sum(1)
+
+
+#: Candidate scores materialised per chunk of queries (elements of ``[T, nprobe x L, K + 1]``).
+CHUNK_ELEMENTS = 1 << 24
+
+
+def ivf_search(code1: Tensor, row: Tensor | None, t: dict[str, Tensor], nprobe: int, k: int,
+               mm: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    """The ``k`` smallest distances ``[T, k]`` (ascending) and their bank positions ``[T, k]``
+    of folded queries ``code1 [T, K + 1]`` among the members of their ``nprobe`` nearest lists.
+
+    ``row [T, 1]`` (or ``None`` for the linear metric) is added and clamped at 0 before the
+    top-``k``, exactly as the exact search does. ``mm`` computes the coarse product (row-wise
+    in deterministic mode); the fine scores are one ``1 x (K + 1)`` by ``(K + 1) x n``
+    product per query (``bmm``, the shape :func:`tg_cnn2gnn.nn._invariant.rowwise_mm` uses:
+    the ``n x (K + 1)`` by ``(K + 1) x 1`` form rounds differently for one query and for
+    several), so a query's rounding does not depend on the other queries of the call.
+    Memory: the probed rows ``[T, nprobe x L, K + 1]`` are gathered, in query chunks of
+    :data:`CHUNK_ELEMENTS` in eager mode; an exported program gathers the whole call's batch
+    at once (call it with batches of a few hundred samples)."""
+    per = nprobe * t["ivf_lists"].size(1) * code1.size(1)
+    chunk = max(1, CHUNK_ELEMENTS // per)
+    if torch.compiler.is_exporting() or torch.compiler.is_compiling() or code1.size(0) <= chunk:
+        return _search(code1, row, t, nprobe, k, mm)
+    parts = [_search(code1[a:a + chunk], None if row is None else row[a:a + chunk], t, nprobe, k, mm)
+             for a in range(0, code1.size(0), chunk)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _search(code1: Tensor, row: Tensor | None, t: dict[str, Tensor], nprobe: int, k: int,
+            mm: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    coarse = mm(code1, t["ivf_centroids"])                             # [T, nlist]
+    probe = torch.topk(coarse, nprobe, dim=1, largest=False, sorted=True).indices
+    cand = t["ivf_lists"][probe].flatten(1)                             # [T, nprobe * L] row ids
+    rows = t["ivf_rows"][cand]                                          # [T, nprobe * L, K + 1]
+    d = torch.bmm(code1.unsqueeze(1), rows.transpose(1, 2)).squeeze(1)  # 1 x (K+1) by (K+1) x n per query
+    if row is not None:
+        d = (row + d).clamp_min(0)
+    val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+    return val, t["ivf_pos"][cand.gather(1, idx)]
