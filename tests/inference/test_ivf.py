@@ -75,16 +75,15 @@ def test_index_layout_partitions_the_bank_and_centroids_are_list_means():
     torch.manual_seed(0)
     col = torch.randn(9, 500)
     spec, t = ivf.build_ivf(col, "sqeuclidean", 7, nlist=20, seed=0, balance=1.5)
-    lists, nb = t["ivf_lists"], 500
-    real = lists[lists < nb]
-    assert spec["nlist"] == 20 and lists.shape == (20, spec["list_len"])
-    assert torch.equal(t["ivf_pos"][real].sort().values, torch.arange(nb))     # each sample in one list
-    assert int(ivf.list_sizes(lists, nb).max()) <= 38                           # ceil(1.5 * 500 / 20)
-    rows = t["ivf_rows"]
-    assert torch.equal(rows[:nb], col.t()[t["ivf_pos"][:nb]])
-    assert torch.isinf(rows[nb, -1]) and not rows[nb, :-1].any()               # the padding sentinel
+    ids, blocks = t["ivf_ids"], t["ivf_blocks"]
+    assert spec["nlist"] == 20 and ids.shape == (20, spec["list_len"]) and blocks.shape == (*ids.shape, 9)
+    assert torch.equal(ids[ids >= 0].sort().values, torch.arange(500))         # each sample in one list
+    assert int(ivf.list_sizes(ids).max()) <= 38                                 # ceil(1.5 * 500 / 20)
+    assert torch.equal(blocks[ids >= 0], col.t()[ids[ids >= 0]])                # block rows = columns
+    pad = blocks[ids < 0]
+    assert torch.isinf(pad[:, -1]).all() and not pad[:, :-1].any()             # padding scores +inf
     for j in range(20):
-        members = t["ivf_pos"][lists[j][lists[j] < nb]]
+        members = ids[j][ids[j] >= 0]
         if members.numel():
             torch.testing.assert_close(t["ivf_centroids"][:, j], col[:, members].mean(1))
         else:
@@ -105,7 +104,7 @@ def test_recall_of_the_s_nearest_on_a_clustered_bank_is_high_at_the_default_npro
     with torch.no_grad():
         n0, _ = exact.neighbours(exact.encode(queries))
         n1, _ = approx.neighbours(approx.encode(queries))
-        approx.nprobe = ivf.min_nprobe(ivf.list_sizes(approx.ivf_lists, 4000), 11)
+        approx.nprobe = ivf.min_nprobe(ivf.list_sizes(approx.ivf_ids), 11)
         assert approx.nprobe < 16
         n2, _ = approx.neighbours(approx.encode(queries))
     recall = (n0.unsqueeze(2) == n1.unsqueeze(1)).any(2).float().mean().item()
@@ -124,7 +123,7 @@ def test_deterministic_ivf_is_bit_identical_under_any_batching(digits, models, f
         perm = torch.randperm(xt.size(0), generator=torch.Generator().manual_seed(0))
         shuffled = torch.empty_like(whole)
         shuffled[perm] = pred(xt[perm])
-        per = pred.nprobe * pred.spec["ivf"]["list_len"] * pred.ivf_rows.size(1)
+        per = pred.nprobe * pred.spec["ivf"]["list_len"] * pred.ivf_blocks.size(2)
         monkeypatch.setattr(ivf, "CHUNK_ELEMENTS", 5 * per)  # eager query chunks of 5
         chunked = pred(xt)
     assert torch.equal(whole, ones) and torch.equal(whole, sevens) and torch.equal(whole, shuffled)
@@ -188,7 +187,7 @@ def test_bad_search_settings_name_the_argument(digits, models):
     approx = model.bank_predictor(x, bank_size=BANK, search="ivf", nlist=8)
     with pytest.raises(ValueError, match="nprobe=0 is out of range"):
         approx.nprobe = 0
-    assert approx.nprobe == ivf.default_nprobe(8, ivf.list_sizes(approx.ivf_lists, BANK), 7)   # unchanged
+    assert approx.nprobe == ivf.default_nprobe(8, ivf.list_sizes(approx.ivf_ids), 7)   # unchanged
     spec = dict(approx.spec, ivf=None)
     with pytest.raises(ValueError, match="an 'ivf' spec needs"):
         BankPredictor(spec, dict(approx.named_buffers()))
@@ -198,7 +197,7 @@ def test_small_bank_defaults_keep_lists_at_least_s_plus_one_on_average(digits, m
     x, _, xt, _ = digits
     pred = models["embedding"].bank_predictor(x, bank_size=20, search="ivf")   # s = 6
     assert pred.spec["ivf"]["nlist"] == 2 and pred.nprobe >= ivf.min_nprobe(
-        ivf.list_sizes(pred.ivf_lists, 20), 7)
+        ivf.list_sizes(pred.ivf_ids), 7)
     with torch.no_grad():
         assert torch.isfinite(pred(xt)).all()
 

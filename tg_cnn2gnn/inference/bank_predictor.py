@@ -179,7 +179,7 @@ class BankPredictor(nn.Module):
     def search(self, value: str) -> None:
         if value not in SEARCHES:
             raise ValueError(f"search={value!r} is not a neighbour search; allowed: {', '.join(map(repr, SEARCHES))}")
-        if value == "ivf" and not hasattr(self, "ivf_lists"):
+        if value == "ivf" and not hasattr(self, "ivf_ids"):
             raise ValueError("search='ivf' needs an IVF index: build the predictor with "
                              "model.bank_predictor(..., search='ivf')")
         self.spec["search"] = value
@@ -191,9 +191,9 @@ class BankPredictor(nn.Module):
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
-        if not hasattr(self, "ivf_lists"):
+        if not hasattr(self, "ivf_ids"):
             raise ValueError("nprobe needs an IVF index: build the predictor with search='ivf'")
-        sizes = list_sizes(self.ivf_lists, self.spec["num_bank"])
+        sizes = list_sizes(self.ivf_ids)
         self.spec["ivf"]["nprobe"] = check_nprobe(value, sizes, self.spec["s"] + 1)
 
     @classmethod

@@ -59,7 +59,7 @@ def export_run(model, train_x: Tensor, meta: dict[str, Any], out: str | os.PathL
         from tg_cnn2gnn.inference.ivf import CHUNK_ELEMENTS
         ivf = pred.spec["ivf"]
         meta.update(nlist=ivf["nlist"], nprobe=ivf["nprobe"])
-        per = ivf["nprobe"] * ivf["list_len"] * pred.ivf_rows.size(1)
+        per = ivf["nprobe"] * ivf["list_len"] * pred.ivf_blocks.size(2)
         meta["batch_size"] = max(1, CHUNK_ELEMENTS // per)
     if str(out).endswith(".pt2"):
         return export_predictor(pred, out, train_x[:2].flatten(1), meta)

@@ -17,19 +17,22 @@ Layout (plain tensors, so the index saves in the safe checkpoint and exports wit
 ``torch.export``; no data-dependent shapes):
 
 * ``ivf_centroids [K + 1, nlist]`` -- coarse columns (an empty list scores ``+inf``);
-* ``ivf_rows [|B| + 1, K + 1]`` -- the bank columns as rows, grouped list by list (a list's
-  members are contiguous: the fine step reads whole blocks), plus one sentinel row
-  ``[0, ..., 0, +inf]`` that scores ``+inf`` for any finite query;
-* ``ivf_lists [nlist, L]`` -- each list's row ids in ``ivf_rows``, padded to the longest
-  list ``L`` with the sentinel;
-* ``ivf_pos [|B| + 1]`` -- the bank position of each row (sentinel: 0, never selected
-  because the probed lists always hold at least ``k`` real members, see
+* ``ivf_blocks [nlist, L, K + 1]`` -- each list's member columns as rows, padded to the
+  longest list ``L`` with the row ``[0, ..., 0, +inf]``, which scores ``+inf`` for any
+  finite query. A query's probed lists are ``nprobe`` whole blocks (one ``index_select``
+  of contiguous memory, not a gather of scattered columns);
+* ``ivf_ids [nlist, L]`` -- the bank position of each block row (``-1``: padding, never
+  selected because the probed lists always hold at least ``k`` real members, see
   :func:`check_nprobe`).
 
-Memory: ``ivf_rows`` is a second copy of the columns (row-major, for the gather), so an IVF
-predictor holds about twice the exact one's distance data; the padding costs
-``nlist x L`` ids. Work per query: ``nlist + nprobe x L`` column products instead of ``|B|``.
-With ``nprobe = nlist`` every member is scored and the neighbours are the exact ones.
+Lists are kept near equal size (k-means centroids, then a capacity-bounded assignment of
+at most ``balance x |B| / nlist`` members, default 1.5): the blocks are padded to the
+longest list, so one huge list would make every query that probes it score it all.
+
+Memory: ``ivf_blocks`` is a second copy of the distance columns, padded (at most
+``balance`` x ``col_wb``), so an IVF predictor holds about 2.5x the exact one's distance
+data. Work per query: ``nlist + nprobe x L`` column products instead of ``|B|``. With
+``nprobe = nlist`` every member is scored and the neighbours are the exact ones.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ import torch
 from torch import Tensor
 
 #: Buffer names of the index (prefix ``ivf_``).
-IVF_BUFFERS = ("ivf_centroids", "ivf_rows", "ivf_lists", "ivf_pos")
+IVF_BUFFERS = ("ivf_centroids", "ivf_blocks", "ivf_ids")
 
 
 def _check_int(name: str, value: object) -> int:
@@ -144,7 +147,7 @@ def _capped_assign(dist: Tensor, cap: int, ranks: int = 32) -> Tensor:
 
 @torch.no_grad()
 def build_ivf(col_wb: Tensor, metric: str, k: int, *, nlist: int | None = None, nprobe: int | None = None,
-              seed: int = 0, balance: float = 2.0) -> tuple[dict, dict[str, Tensor]]:
+              seed: int = 0, balance: float = 1.5) -> tuple[dict, dict[str, Tensor]]:
     """``(spec, tensors)`` of an IVF index over the folded columns ``col_wb [K + 1, |B|]``.
 
     The columns are clustered on their code rows (``col_wb[:K]``: ``-2 x`` the codes for the
@@ -157,26 +160,25 @@ def build_ivf(col_wb: Tensor, metric: str, k: int, *, nlist: int | None = None, 
     labels = _kmeans_labels(feats, nlist, seed, balance).to(col_wb.device)
     sizes = torch.bincount(labels, minlength=nlist)
     nprobe = check_nprobe(nprobe, sizes, k)
-    order = torch.argsort(labels, stable=True)                       # rows grouped list by list
-    rows = col_wb.t().index_select(0, order)
-    sentinel = rows.new_zeros(1, kp1)
-    sentinel[0, -1] = float("inf")
+    pad = col_wb.new_zeros(kp1)
+    pad[-1] = float("inf")
     cent = torch.zeros(nlist, kp1, dtype=col_wb.dtype, device=col_wb.device).index_add_(0, labels, col_wb.t())
     cent = cent / sizes.clamp_min(1).unsqueeze(1).to(cent.dtype)
-    cent[sizes == 0] = sentinel                                       # empty lists are never probed first
+    cent[sizes == 0] = pad                                            # empty lists are probed last
     length = int(sizes.max().item())
-    start = torch.cumsum(sizes, 0) - sizes
-    slot = torch.arange(length, device=col_wb.device)
-    lists = torch.where(slot < sizes.unsqueeze(1), start.unsqueeze(1) + slot, torch.full_like(slot, nb))
-    pos = torch.cat([order, order.new_zeros(1)])
+    order = torch.argsort(labels, stable=True)                       # bank positions, list by list
+    slot = torch.arange(nb, device=col_wb.device) - (torch.cumsum(sizes, 0) - sizes)[labels[order]]
+    ids = torch.full((nlist, length), -1, dtype=torch.long, device=col_wb.device)
+    ids[labels[order], slot] = order
+    blocks = pad.expand(nlist, length, kp1).clone()
+    blocks[labels[order], slot] = col_wb.t()[order]
     spec = {"nlist": nlist, "nprobe": nprobe, "seed": int(seed), "list_len": length}
-    return spec, {"ivf_centroids": cent.t().contiguous(), "ivf_rows": torch.cat([rows, sentinel]).contiguous(),
-                  "ivf_lists": lists.contiguous(), "ivf_pos": pos.contiguous()}
+    return spec, {"ivf_centroids": cent.t().contiguous(), "ivf_blocks": blocks, "ivf_ids": ids}
 
 
-def list_sizes(lists: Tensor, num_bank: int) -> Tensor:
-    """Members per list ``[nlist]`` of a padded id tensor ``lists [nlist, L]``."""
-    return (lists < num_bank).sum(1)
+def list_sizes(ids: Tensor) -> Tensor:
+    """Members per list ``[nlist]`` of the padded position tensor ``ids [nlist, L]``."""
+    return (ids >= 0).sum(1)
 
 
 #: Candidate scores materialised per chunk of queries (elements of ``[T, nprobe x L, K + 1]``).
@@ -194,10 +196,10 @@ def ivf_search(code1: Tensor, row: Tensor | None, t: dict[str, Tensor], nprobe: 
     product per query (``bmm``, the shape :func:`tg_cnn2gnn.nn._invariant.rowwise_mm` uses:
     the ``n x (K + 1)`` by ``(K + 1) x 1`` form rounds differently for one query and for
     several), so a query's rounding does not depend on the other queries of the call.
-    Memory: the probed rows ``[T, nprobe x L, K + 1]`` are gathered, in query chunks of
-    :data:`CHUNK_ELEMENTS` in eager mode; an exported program gathers the whole call's batch
+    Memory: the probed blocks ``[T, nprobe x L, K + 1]`` are copied, in query chunks of
+    :data:`CHUNK_ELEMENTS` in eager mode; an exported program copies the whole call's batch
     at once (call it with batches of a few hundred samples)."""
-    per = nprobe * t["ivf_lists"].size(1) * code1.size(1)
+    per = nprobe * t["ivf_blocks"].size(1) * code1.size(1)
     chunk = max(1, CHUNK_ELEMENTS // per)
     if torch.compiler.is_exporting() or torch.compiler.is_compiling() or code1.size(0) <= chunk:
         return _search(code1, row, t, nprobe, k, mm)
@@ -208,12 +210,12 @@ def ivf_search(code1: Tensor, row: Tensor | None, t: dict[str, Tensor], nprobe: 
 
 def _search(code1: Tensor, row: Tensor | None, t: dict[str, Tensor], nprobe: int, k: int,
             mm: Callable[[Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
+    n, kp1 = code1.shape
     coarse = mm(code1, t["ivf_centroids"])                             # [T, nlist]
-    probe = torch.topk(coarse, nprobe, dim=1, largest=False, sorted=True).indices
-    cand = t["ivf_lists"][probe].flatten(1)                             # [T, nprobe * L] row ids
-    rows = t["ivf_rows"][cand]                                          # [T, nprobe * L, K + 1]
+    probe = torch.topk(coarse, nprobe, dim=1, largest=False, sorted=True).indices.flatten()
+    rows = t["ivf_blocks"].index_select(0, probe).view(n, -1, kp1)      # [T, nprobe * L, K + 1]
     d = torch.bmm(code1.unsqueeze(1), rows.transpose(1, 2)).squeeze(1)  # 1 x (K+1) by (K+1) x n per query
     if row is not None:
         d = (row + d).clamp_min(0)
     val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
-    return val, t["ivf_pos"][cand.gather(1, idx)]
+    return val, t["ivf_ids"].index_select(0, probe).view(n, -1).gather(1, idx)
