@@ -49,18 +49,13 @@ def export_run(model, train_x: Tensor, meta: dict[str, Any], out: str | os.PathL
     """Build ``model.bank_predictor(train_x, ...)`` and write it to ``out`` (``.pt2``: torch.export;
     otherwise the safe checkpoint), with ``meta`` (plus the bank and search settings). Returns
     the path. ``search="ivf"`` (``nlist``, ``nprobe``): approximate neighbour search
-    (:mod:`tg_cnn2gnn.inference.ivf`); an exported IVF program also records in ``meta``
-    the ``batch_size`` that keeps its gathered candidates near 64 MB per call."""
+    (:mod:`tg_cnn2gnn.inference.ivf`)."""
     pred = model.bank_predictor(train_x, bank_size=bank_size, bank=bank, seed=seed,
                                 deterministic=deterministic, search=search, nlist=nlist, nprobe=nprobe)
     meta = {**meta, "mechanism": "bank", "bank_size": pred.spec["num_bank"], "seed": seed,
             "deterministic": bool(deterministic), "search": search}
     if search == "ivf":
-        from tg_cnn2gnn.inference.ivf import CHUNK_ELEMENTS
-        ivf = pred.spec["ivf"]
-        meta.update(nlist=ivf["nlist"], nprobe=ivf["nprobe"])
-        per = ivf["nprobe"] * ivf["list_len"] * pred.ivf_blocks.size(2)
-        meta["batch_size"] = max(1, CHUNK_ELEMENTS // per)
+        meta.update(nlist=pred.spec["ivf"]["nlist"], nprobe=pred.spec["ivf"]["nprobe"])
     if str(out).endswith(".pt2"):
         return export_predictor(pred, out, train_x[:2].flatten(1), meta)
     return save_predictor(pred, out, meta)
@@ -92,7 +87,6 @@ def predict_images(predictor: Callable[[Tensor], Tensor], meta: dict[str, Any],
                    paths: Sequence[str | os.PathLike], *, k: int = 3,
                    batch_size: int = 1000) -> Prediction:
     """Read ``paths`` (PNG/JPEG/.npy) as the run's dataset was normalised, predict, format top-``k``.
-    Calls the predictor on at most ``batch_size`` images (or ``meta["batch_size"]`` if smaller).
 
     Raises ``ValueError`` before reading when ``meta`` lacks the normalisation keys or the
     class names (an exit status for the CLI); bad files end up in ``errors``.
@@ -110,9 +104,6 @@ def predict_images(predictor: Callable[[Tensor], Tensor], meta: dict[str, Any],
     if not batch.names:
         return Prediction([], errors, None)
     x = batch.x.flatten(1)
-    hint = meta.get("batch_size")
-    if isinstance(hint, int) and not isinstance(hint, bool) and hint >= 1:
-        batch_size = min(batch_size, hint)
     with torch.no_grad():
         logits = torch.cat([predictor(x[a:a + batch_size]) for a in range(0, x.size(0), batch_size)])
     return Prediction(format_topk(logits, meta["class_names"], k, batch.names), errors, logits)
