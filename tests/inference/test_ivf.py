@@ -71,6 +71,11 @@ def test_probing_every_list_gives_the_exact_neighbours_and_logits(digits, models
         assert torch.equal(probe(xt), exact(xt))
 
 
+def test_min_nprobe_counts_the_smallest_non_empty_lists():
+    assert ivf.min_nprobe(torch.tensor([0, 0, 5, 2, 9, 3]), 7) == 3        # 2 + 3 + 5 (empty lists never first)
+    assert ivf.min_nprobe(torch.tensor([0, 4, 8]), 4) == 1
+
+
 def test_index_layout_partitions_the_bank_and_centroids_are_list_means():
     torch.manual_seed(0)
     col = torch.randn(9, 500)
