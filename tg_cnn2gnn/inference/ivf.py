@@ -25,7 +25,7 @@ Layout (plain tensors, so the index saves in the safe checkpoint and exports wit
   in place -- no copy of the candidates, each bag summed in a fixed order, independent of
   the other queries of the call (measured: half the time of a gather + ``bmm`` for one
   query, 15x less for 16);
-* ``ivf_ids [nlist, L]`` -- the bank position of each block row (``-1``: padding, never
+* ``ivf_ids [nlist, L]`` -- the bank position of each block column (``-1``: padding, never
   selected because the probed lists always hold at least ``k`` real members, see
   :func:`check_nprobe`).
 
@@ -36,7 +36,9 @@ longest list, so one huge list would make every query that probes it score it al
 Memory: ``ivf_blocks`` is a second copy of the distance columns, padded (at most
 ``balance`` x ``col_wb``), so an IVF predictor holds about 2.5x the exact one's distance
 data. Work per query: ``nlist + nprobe x L`` column products instead of ``|B|``. With
-``nprobe = nlist`` every member is scored and the neighbours are the exact ones.
+``nprobe = nlist`` every member is scored and the neighbours are the exact ones (up to the
+float rounding of near ties: the scores are summed in another order than the exact search's
+``gemm``, so logits agree to float tolerance, not bit for bit).
 """
 from __future__ import annotations
 
