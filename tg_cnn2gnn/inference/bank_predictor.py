@@ -206,7 +206,7 @@ class BankPredictor(nn.Module):
         Cost, once: the head on the bank, ``|B|^2`` distances in row chunks (never a
         ``[|B|, |B|]`` matrix), the student over the bank graph; with ``search="ivf"`` also
         k-means over the bank's distance columns (``nlist`` lists, default about
-        ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``2 sqrt(nlist)``;
+        ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``sqrt(nlist)``;
         seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`)."""
         if search not in SEARCHES:
             raise ValueError(f"search={search!r} is not a neighbour search; allowed: {', '.join(map(repr, SEARCHES))}")
