@@ -178,7 +178,8 @@ class BankPredictor(nn.Module):
     @search.setter
     def search(self, value: str) -> None:
         if value not in SEARCHES:
-            raise ValueError(f"search={value!r} is not a neighbour search; allowed: {', '.join(map(repr, SEARCHES))}")
+            raise ValueError(f"search={value!r} is not a neighbour search; allowed: "
+                             f"{', '.join(map(repr, SEARCHES))}")
         if value == "ivf" and not hasattr(self, "ivf_ids"):
             raise ValueError("search='ivf' needs an IVF index: build the predictor with "
                              "model.bank_predictor(..., search='ivf')")
@@ -209,7 +210,8 @@ class BankPredictor(nn.Module):
         ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``sqrt(nlist)``;
         seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`)."""
         if search not in SEARCHES:
-            raise ValueError(f"search={search!r} is not a neighbour search; allowed: {', '.join(map(repr, SEARCHES))}")
+            raise ValueError(f"search={search!r} is not a neighbour search; allowed: "
+                             f"{', '.join(map(repr, SEARCHES))}")
         if search == "exact" and (nlist is not None or nprobe is not None):
             raise ValueError(f"nlist={nlist!r} / nprobe={nprobe!r} are IVF settings: pass search='ivf' with them")
         convs = _student_convs(model.student)
@@ -275,7 +277,8 @@ class BankPredictor(nn.Module):
         return pos[:, :s], simplex_weights(vals, s)
 
     def _exact_search(self, code1: Tensor, row: Tensor | None, mm) -> tuple[Tensor, Tensor]:
-        """The ``s + 1`` smallest distances ``[T, s + 1]`` over all bank columns, in chunks, and their positions."""
+        """The ``s + 1`` smallest distances ``[T, s + 1]`` over all bank columns (in chunks)
+        and their bank positions ``[T, s + 1]``."""
         s, nb = self.spec["s"], self.spec["num_bank"]
         best_v = best_i = None
         for a in range(0, nb, self.neighbour_chunk):

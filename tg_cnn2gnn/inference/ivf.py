@@ -107,8 +107,8 @@ def check_nprobe(nprobe: object, sizes: Tensor, k: int) -> int:
                          f"must be between 1 and {nlist} (nprobe=nlist scores every bank sample)")
     need = min_nprobe(sizes, k)
     if nprobe < need:
-        raise ValueError(f"nprobe={nprobe} is too small: the index's {nprobe} smallest non-empty list(s) hold fewer "
-                         f"than s + 1 = {k} bank samples, the neighbours Eq. 3 needs; use nprobe >= {need} "
+        raise ValueError(f"nprobe={nprobe} is too small: the index's {nprobe} smallest non-empty list(s) "
+                         f"hold fewer than s + 1 = {k} bank samples, the neighbours Eq. 3 needs; use nprobe >= {need} "
                          f"(or a smaller nlist)")
     return nprobe
 
@@ -117,9 +117,10 @@ def _kmeans_labels(feats: Tensor, nlist: int, seed: int, balance: float) -> Tens
     """List labels ``[|B|]`` of the rows of ``feats [|B|, D]``: k-means centroids
     (scikit-learn, seeded; above 5,000 rows mini-batch k-means from random centroids, which
     builds the 930 lists of a 54,000 bank in about 2 s where Lloyd / k-means++ take about a
-    minute, at the same measured recall), then a capacity-bounded assignment (:func:`_capped_assign`) so that no
-    list holds more than ``balance x |B| / nlist`` members (the index pads every list to the
-    longest, and one huge list would make every query that probes it score it all)."""
+    minute, at the same measured recall), then a capacity-bounded assignment
+    (:func:`_capped_assign`) so that no list holds more than ``balance x |B| / nlist``
+    members (the index pads every list to the longest, and one huge list would make every
+    query that probes it score it all)."""
     import numpy as np
     from sklearn.cluster import KMeans, MiniBatchKMeans
     x = feats.detach().cpu().float().numpy()
