@@ -108,8 +108,8 @@ def check_nprobe(nprobe: object, sizes: Tensor, k: int) -> int:
     need = min_nprobe(sizes, k)
     if nprobe < need:
         raise ValueError(f"nprobe={nprobe} is too small: the index's {nprobe} smallest non-empty list(s) "
-                         f"hold fewer than s + 1 = {k} bank samples, the neighbours Eq. 3 needs; use nprobe >= {need} "
-                         f"(or a smaller nlist)")
+                         f"hold fewer than s + 1 = {k} bank samples, the neighbours Eq. 3 needs; "
+                         f"use nprobe >= {need} (or a smaller nlist)")
     return nprobe
 
 
