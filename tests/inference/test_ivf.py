@@ -166,8 +166,8 @@ def test_version_1_specs_still_load_as_exact_search(digits, models, tmp_path):
 def test_bad_search_settings_name_the_argument(digits, models):
     x, _, _, _ = digits
     model = models["anchor"]
-    with pytest.raises(ValueError, match=r"nlist=401 is out of range.*bank of 400 samples has 1 to 400"):
-        model.bank_predictor(x, bank_size=BANK, search="ivf", nlist=401)
+    with pytest.raises(ValueError, match=r"nlist=400 is out of range.*bank of 400 samples has 1 to 399 lists"):
+        model.bank_predictor(x, bank_size=BANK, search="ivf", nlist=400)
     with pytest.raises(ValueError, match="nlist=0 is out of range"):
         model.bank_predictor(x, bank_size=BANK, search="ivf", nlist=0)
     with pytest.raises(TypeError, match=r"nlist must be an int, got float"):

@@ -66,14 +66,16 @@ def default_nlist(num_bank: int, s: int) -> int:
 
 
 def check_nlist(nlist: object, num_bank: int, s: int) -> int:
-    """``nlist`` (``None``: :func:`default_nlist`) checked against the bank size."""
+    """``nlist`` (``None``: :func:`default_nlist`) checked against the bank size: fewer lists
+    than bank samples (``nlist >= |B|`` would be lists of single samples, an exact search
+    with extra steps)."""
     if nlist is None:
         return default_nlist(num_bank, s)
     nlist = _check_int("nlist", nlist)
-    if not 1 <= nlist <= num_bank:
+    if not 1 <= nlist < num_bank:
         raise ValueError(f"nlist={nlist} is out of range: an IVF index over a bank of {num_bank} samples "
-                         f"has 1 to {num_bank} lists (default about 4 sqrt(|B|) = {default_nlist(num_bank, s)}); "
-                         f"for small banks use search='exact'")
+                         f"has 1 to {num_bank - 1} lists (default about 4 sqrt(|B|) = "
+                         f"{default_nlist(num_bank, s)}); for small banks use search='exact'")
     return nlist
 
 
