@@ -243,7 +243,9 @@ def main(argv=None) -> None:
         f"CPU, eval mode, no grad. Run {dt.datetime.now(dt.timezone.utc):%d %b %Y %H:%M} UTC, "
         f"{time.time() - t_start:.0f} s in all (students trained {train_s:.0f} s). 1-minute load average "
         f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (above the thread count other jobs "
-        "shared the CPUs: absolute times are then inflated, the same-process ratios less so).", "",
+        "shared the CPUs: absolute times are then inflated, the same-process ratios less so; the IVF search's "
+        "`embedding_bag` opens an OpenMP parallel region per call, which on an oversubscribed CPU can wait a "
+        "whole scheduler slice, about 8 ms, where the small exact search runs on one thread).", "",
         f"Students: main job's shape (configs/fashion-mnist/main.yaml: embedding head 784-512-256 -> 64-d code) "
         f"and the paper preset's anchor head (784-512-256 over {args.num_train} training samples), s = 10, "
         f"2-layer GCN width 256, {args.train_steps} Adam steps (lr 0.005, batch 100) on real images. Teachers "
