@@ -24,6 +24,13 @@ def add_serve_commands(sub: Any, subs: dict[str, argparse.ArgumentParser], forma
     p.add_argument("--seed", type=int, default=None, help="seed of the bank draw (default: the run's eval seed)")
     p.add_argument("--deterministic", action="store_true",
                    help="bit-identical logits under any batching (slower when batched)")
+    p.add_argument("--search", choices=("exact", "ivf"), default="exact",
+                   help="neighbour search over the bank: exact (default) or ivf, an approximate inverted file "
+                        "of k-means lists for large banks")
+    p.add_argument("--nlist", type=int, default=None, metavar="N",
+                   help="ivf: k-means lists (default: about 4 sqrt(bank size))")
+    p.add_argument("--nprobe", type=int, default=None, metavar="N",
+                   help="ivf: lists searched per image (default: about sqrt(nlist); nlist = exact)")
     p.add_argument("--root", default=None, help="data folder, if the run's is no longer valid")
     subs["export"] = p
 
@@ -46,8 +53,15 @@ def run_serve_command(args: argparse.Namespace) -> int:
     if args.command == "export":
         if args.bank_size is not None and args.bank_size < 1:
             raise SettingsError(f"--bank-size={args.bank_size}: must be >= 1")
+        for flag in ("nlist", "nprobe"):
+            value = getattr(args, flag)
+            if value is not None and args.search != "ivf":
+                raise SettingsError(f"--{flag}={value}: only with --search ivf")
+            if value is not None and value < 1:
+                raise SettingsError(f"--{flag}={value}: must be >= 1")
         path = export_run_dir(args.run, args.out, which=args.which, bank_size=args.bank_size, seed=args.seed,
-                              deterministic=args.deterministic, root=args.root)
+                              deterministic=args.deterministic, root=args.root, search=args.search,
+                              nlist=args.nlist, nprobe=args.nprobe)
         print(f"wrote {path}")
         return 0
     if args.top < 1:

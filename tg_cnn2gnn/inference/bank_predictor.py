@@ -23,6 +23,12 @@ is computed once instead of per call, and sums run in a different order):
 Neighbour search over a large bank runs in column chunks of ``neighbour_chunk`` bank
 samples, merging the running ``s + 1`` nearest, so memory stays ``O(T x chunk)``.
 
+Search (``search=``, stored in :attr:`spec`): ``"exact"`` (default) scores all ``|B|``
+columns; ``"ivf"`` scores the members of the ``nprobe`` nearest of ``nlist`` k-means lists
+(:mod:`~tg_cnn2gnn.inference.ivf`): approximate (recall of the ``s`` nearest below 1 unless
+``nprobe = nlist``), about ``nlist + nprobe x L`` column products instead of ``|B|``, for
+large banks. Both modes above apply to both searches.
+
 Construction: ``model.bank_predictor(train_x, bank_size=..., seed=...)``. The predictor is
 a plain module of tensors plus a JSON-able :attr:`spec`, so it saves without pickled code
 (:func:`~tg_cnn2gnn.inference.save_predictor`) and exports with ``torch.export``.
@@ -37,10 +43,15 @@ from tg_cnn2gnn.functional.simplex import simplex_weights
 from tg_cnn2gnn.inference._common import effective_sparsity, flat
 from tg_cnn2gnn.inference.bank import bank_graph_chunked
 from tg_cnn2gnn.inference.frozen import freeze_conv, frozen_forward
+from tg_cnn2gnn.inference.ivf import IVF_BUFFERS, build_ivf, check_nprobe, ivf_search, list_sizes
 from tg_cnn2gnn.nn import _invariant as inv
 
-#: Layout version of :attr:`BankPredictor.spec`.
-SPEC_VERSION = 1
+#: Layout version of :attr:`BankPredictor.spec` (2: ``search`` and ``ivf`` keys; version-1
+#: specs, without them, still load as ``search="exact"``).
+SPEC_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+#: Neighbour searches of :class:`BankPredictor`.
+SEARCHES = ("exact", "ivf")
 
 
 def _plain_lin(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -121,15 +132,30 @@ class BankPredictor(nn.Module):
             layer specs).
         tensors (dict): every tensor, registered as buffers under the same names.
         deterministic (bool): row-invariant arithmetic (bit-identical under any batching).
-        neighbour_chunk (int): bank columns per chunk of the neighbour search.
+        neighbour_chunk (int): bank columns per chunk of the exact neighbour search.
+
+    ``spec["search"]`` (``"exact"`` or ``"ivf"``; version-1 specs: ``"exact"``) picks the
+    neighbour search; an ``"ivf"`` spec carries ``spec["ivf"]`` (``nlist``, ``nprobe``, ...)
+    and the ``ivf_*`` buffers. :attr:`search` and :attr:`nprobe` can be changed afterwards
+    (an IVF predictor can search exactly; ``nprobe`` trades recall for time).
     """
 
     def __init__(self, spec: dict, tensors: dict[str, Tensor], *, deterministic: bool = False,
                  neighbour_chunk: int = 65536) -> None:
         super().__init__()
-        if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
-            raise ValueError(f"spec must be a BankPredictor spec of version {SPEC_VERSION}, "
-                             f"got version {spec.get('version') if isinstance(spec, dict) else spec!r}")
+        if not isinstance(spec, dict) or spec.get("version") not in _READABLE_VERSIONS:
+            raise ValueError(f"spec must be a BankPredictor spec of version "
+                             f"{' or '.join(map(str, _READABLE_VERSIONS))}, got version "
+                             f"{spec.get('version') if isinstance(spec, dict) else spec!r}")
+        search = spec.get("search", "exact")
+        if search not in SEARCHES:
+            raise ValueError(f"spec['search']={search!r} is not a neighbour search; allowed: "
+                             f"{', '.join(map(repr, SEARCHES))}")
+        if search == "ivf":
+            missing = [k for k in IVF_BUFFERS if k not in tensors]
+            if missing or not isinstance(spec.get("ivf"), dict):
+                raise ValueError(f"an 'ivf' spec needs spec['ivf'] and the tensors {list(IVF_BUFFERS)}; "
+                                 f"missing {missing or ['spec[ivf]']}")
         if isinstance(neighbour_chunk, bool) or not isinstance(neighbour_chunk, int) or neighbour_chunk < 1:
             raise ValueError(f"neighbour_chunk must be a positive int, got {neighbour_chunk!r}")
         self.spec = spec
@@ -140,15 +166,54 @@ class BankPredictor(nn.Module):
         # (short name, buffer name) per layer, looked up once instead of per call.
         self._layer_keys = [[(k[len(f"layer{i}_"):], k) for k in tensors if k.startswith(f"layer{i}_")]
                             for i in range(len(spec.get("layers", [])))]
+        if search == "ivf":
+            self.nprobe = spec["ivf"]["nprobe"]          # checked against the stored lists
+
+    # ------------------------------------------------------------------ search settings
+    @property
+    def search(self) -> str:
+        """``"exact"`` or ``"ivf"``; settable (``"ivf"`` only on a predictor built with an index)."""
+        return self.spec.get("search", "exact")
+
+    @search.setter
+    def search(self, value: str) -> None:
+        if value not in SEARCHES:
+            raise ValueError(f"search={value!r} is not a neighbour search; allowed: "
+                             f"{', '.join(map(repr, SEARCHES))}")
+        if value == "ivf" and not hasattr(self, "ivf_ids"):
+            raise ValueError("search='ivf' needs an IVF index: build the predictor with "
+                             "model.bank_predictor(..., search='ivf')")
+        self.spec["search"] = value
+
+    @property
+    def nprobe(self) -> int | None:
+        """Lists probed per query by the IVF search (``None`` without an index); settable."""
+        return self.spec["ivf"]["nprobe"] if "ivf" in self.spec else None
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        if not hasattr(self, "ivf_ids"):
+            raise ValueError("nprobe needs an IVF index: build the predictor with search='ivf'")
+        sizes = list_sizes(self.ivf_ids)
+        self.spec["ivf"]["nprobe"] = check_nprobe(value, sizes, self.spec["s"] + 1)
 
     @classmethod
     @torch.no_grad()
     def from_model(cls, model, train_x: Tensor, bank: Tensor, *, deterministic: bool = False,
-                   neighbour_chunk: int = 65536) -> "BankPredictor":
+                   neighbour_chunk: int = 65536, search: str = "exact", nlist: int | None = None,
+                   nprobe: int | None = None, index_seed: int = 0) -> "BankPredictor":
         """Precompute the bank of ``model`` from ``train_x [n_train, F]`` and bank ids ``bank [|B|]``.
 
         Cost, once: the head on the bank, ``|B|^2`` distances in row chunks (never a
-        ``[|B|, |B|]`` matrix), the student over the bank graph."""
+        ``[|B|, |B|]`` matrix), the student over the bank graph; with ``search="ivf"`` also
+        k-means over the bank's distance columns (``nlist`` lists, default about
+        ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``sqrt(nlist)``;
+        seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`)."""
+        if search not in SEARCHES:
+            raise ValueError(f"search={search!r} is not a neighbour search; allowed: "
+                             f"{', '.join(map(repr, SEARCHES))}")
+        if search == "exact" and (nlist is not None or nprobe is not None):
+            raise ValueError(f"nlist={nlist!r} / nprobe={nprobe!r} are IVF settings: pass search='ivf' with them")
         convs = _student_convs(model.student)
         was_training = model.training
         model.eval()
@@ -171,7 +236,11 @@ class BankPredictor(nn.Module):
         spec = {"version": SPEC_VERSION, "in_channels": int(xb.size(1)),
                 "out_channels": int(layers and t[_last_out(len(layers) - 1, layers[-1])].size(0)),
                 "s": effective_sparsity(model.s, bank.numel(), what="bank samples"),
-                "num_bank": int(bank.numel()), "head": head_spec, "layers": layers}
+                "num_bank": int(bank.numel()), "head": head_spec, "layers": layers, "search": search}
+        if search == "ivf":
+            spec["ivf"], ivf_t = build_ivf(t["col_wb"], head_spec["metric"], spec["s"] + 1, nlist=nlist,
+                                           nprobe=nprobe, seed=index_seed)
+            t.update(ivf_t)
         return cls(spec, {k: v.contiguous() for k, v in t.items()}, deterministic=deterministic,
                    neighbour_chunk=neighbour_chunk)
 
@@ -194,10 +263,23 @@ class BankPredictor(nn.Module):
 
     def neighbours(self, code: Tensor) -> tuple[Tensor, Tensor]:
         """Bank positions ``[T, s]`` of each sample's ``s`` nearest and their Eq. 3 weights ``[T, s]``."""
-        s, nb, metric = self.spec["s"], self.spec["num_bank"], self.spec["head"]["metric"]
+        s, metric = self.spec["s"], self.spec["head"]["metric"]
         mm = inv.rowwise_mm if self.deterministic else torch.matmul
         row = (code * code).sum(1, keepdim=True) if metric != "linear" else None
         code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
+        if self.search == "ivf":
+            t = {k: getattr(self, k) for k in IVF_BUFFERS}
+            vals, pos = ivf_search(code1, row, t, self.spec["ivf"]["nprobe"], s + 1, mm)
+        else:
+            vals, pos = self._exact_search(code1, row, mm)
+        if metric == "euclidean":
+            vals = vals.sqrt()
+        return pos[:, :s], simplex_weights(vals, s)
+
+    def _exact_search(self, code1: Tensor, row: Tensor | None, mm) -> tuple[Tensor, Tensor]:
+        """The ``s + 1`` smallest distances ``[T, s + 1]`` over all bank columns (in chunks)
+        and their bank positions ``[T, s + 1]``."""
+        s, nb = self.spec["s"], self.spec["num_bank"]
         best_v = best_i = None
         for a in range(0, nb, self.neighbour_chunk):
             b = min(nb, a + self.neighbour_chunk)
@@ -212,10 +294,7 @@ class BankPredictor(nn.Module):
                 cand_v, cand_i = torch.cat([best_v, val], 1), torch.cat([best_i, idx + a], 1)
                 best_v, pos = torch.topk(cand_v, s + 1, dim=1, largest=False, sorted=True)
                 best_i = cand_i.gather(1, pos)
-        vals = best_v
-        if metric == "euclidean":
-            vals = vals.sqrt()
-        return best_i[:, :s], simplex_weights(vals, s)
+        return best_v, best_i
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [T, F]`` (or ``[T, C, H, W]``, flattened) -> logits ``[T, C]``."""
@@ -233,9 +312,11 @@ class BankPredictor(nn.Module):
 
     def extra_repr(self) -> str:
         kinds = ",".join(l["kind"] for l in self.spec["layers"])
+        ivf = self.spec.get("ivf")
+        search = self.search + (f"(nlist={ivf['nlist']}, nprobe={ivf['nprobe']})" if ivf else "")
         return (f"in={self.spec['in_channels']}, out={self.spec['out_channels']}, "
                 f"bank={self.spec['num_bank']}, s={self.spec['s']}, layers=[{kinds}], "
-                f"deterministic={self.deterministic}")
+                f"search={search}, deterministic={self.deterministic}")
 
 
 def _last_out(i: int, spec: dict) -> str:

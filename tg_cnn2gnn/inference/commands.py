@@ -44,13 +44,18 @@ def predictor_meta(info: Any, class_names: Sequence[str] | None, **extra: Any) -
 
 def export_run(model, train_x: Tensor, meta: dict[str, Any], out: str | os.PathLike, *,
                bank_size: int | None = None, bank: Tensor | None = None, seed: int = 0,
-               deterministic: bool = False) -> Path:
+               deterministic: bool = False, search: str = "exact", nlist: int | None = None,
+               nprobe: int | None = None) -> Path:
     """Build ``model.bank_predictor(train_x, ...)`` and write it to ``out`` (``.pt2``: torch.export;
-    otherwise the safe checkpoint), with ``meta`` (plus the bank settings). Returns the path."""
+    otherwise the safe checkpoint), with ``meta`` (plus the bank and search settings). Returns
+    the path. ``search="ivf"`` (``nlist``, ``nprobe``): approximate neighbour search
+    (:mod:`tg_cnn2gnn.inference.ivf`)."""
     pred = model.bank_predictor(train_x, bank_size=bank_size, bank=bank, seed=seed,
-                                deterministic=deterministic)
+                                deterministic=deterministic, search=search, nlist=nlist, nprobe=nprobe)
     meta = {**meta, "mechanism": "bank", "bank_size": pred.spec["num_bank"], "seed": seed,
-            "deterministic": bool(deterministic)}
+            "deterministic": bool(deterministic), "search": search}
+    if search == "ivf":
+        meta.update(nlist=pred.spec["ivf"]["nlist"], nprobe=pred.spec["ivf"]["nprobe"])
     if str(out).endswith(".pt2"):
         return export_predictor(pred, out, train_x[:2].flatten(1), meta)
     return save_predictor(pred, out, meta)

@@ -11,6 +11,11 @@ r"""Files of a :class:`~tg_cnn2gnn.inference.BankPredictor`: a safe checkpoint a
   freezable conv (:data:`~tg_cnn2gnn.inference.FREEZABLE_CONVS`: gcn, graph, sg, ssg, tag,
   le) exports, in both modes: the predictor is tensors, ``F.linear``/``bmm``, ``topk`` and
   element-wise operations only. ``cheb``/``arma`` have no predictor and therefore no export.
+
+Both searches (``spec["search"]``: ``"exact"`` or ``"ivf"``) round-trip: the IVF index is
+buffers (``ivf_*``) and ``spec["ivf"]``; an exported program keeps the search it was
+exported with (``F.embedding_bag`` and ``topk`` for ``"ivf"``). Spec version 2 (with the
+search) is written; version-1 files, written before the search existed, load as exact.
 """
 from __future__ import annotations
 

@@ -160,17 +160,21 @@ class InductiveGraphModel(nn.Module):
 
     def bank_predictor(self, train_x: Tensor, *, bank_size: int | None = None,
                        bank: Tensor | None = None, seed: int = 0, deterministic: bool = False,
-                       neighbour_chunk: int = 65536):
+                       neighbour_chunk: int = 65536, search: str = "exact", nlist: int | None = None,
+                       nprobe: int | None = None):
         r"""A :class:`~tg_cnn2gnn.inference.BankPredictor` for ``mechanism="bank"``: the bank's
         codes, graph and per-layer states computed once from ``train_x [n_train, F]``, so a
         call does only each test sample's own work. Same bank arguments as :meth:`predict`
-        (``bank_size`` up to ``n_train``). See :mod:`tg_cnn2gnn.inference.bank_predictor`."""
+        (``bank_size`` up to ``n_train``). ``search="ivf"`` (opt-in, approximate) searches the
+        neighbours in an inverted file of ``nlist`` k-means lists, ``nprobe`` probed per query
+        (k-means seeded by ``seed``). See :mod:`tg_cnn2gnn.inference.bank_predictor`."""
         from tg_cnn2gnn.inference.bank_predictor import BankPredictor
         train_x = self._check_train_x("bank", train_x)
         bank = resolve_bank(train_x.size(0), bank_size=bank_size, bank=bank, seed=seed,
                             device=train_x.device)
         return BankPredictor.from_model(self, train_x, bank, deterministic=deterministic,
-                                        neighbour_chunk=neighbour_chunk)
+                                        neighbour_chunk=neighbour_chunk, search=search, nlist=nlist,
+                                        nprobe=nprobe, index_seed=seed)
 
     def set_num_train(self, num_train: int) -> None:
         """Size the anchor head for ``num_train`` training samples (lazy sizing; no-op for
