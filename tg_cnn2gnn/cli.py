@@ -44,8 +44,8 @@ DATA_OPTIONS = ("dataset", "root", "download", "check_integrity", "subset", "tes
                 "split_seed")
 TEACHER_OPTIONS = ("teacher", "teacher_width", "teacher_epochs", "teacher_batch_size", "teacher_optimizer",
                    "teacher_lr", "teacher_weight_decay", "augment", "scheduler")
-MODEL_OPTIONS = ("student", "s", "head_form", "head_hidden", "embedding_channels", "hidden", "conv", "num_layers",
-                 "dropout")
+MODEL_OPTIONS = ("student", "s", "head_form", "head_hidden", "embedding_channels", "code_scale", "hidden", "conv",
+                 "num_layers", "dropout")
 DISTILL_OPTIONS = ("method", "alpha", "tau", "kd_scale", "relation_weight", "relation_tau", "graph", "pool_size",
                    "pool_refresh", "graph_nca", "warm_start_anchors", "dkd_alpha", "dkd_beta", "warmup_epochs",
                    "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "cache_teacher_logits")

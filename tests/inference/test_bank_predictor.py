@@ -107,3 +107,21 @@ def test_explicit_bank_and_input_errors(digits):
         model.bank_predictor(x[:599])
     with pytest.raises(ValueError, match="bank_size=601 exceeds"):
         model.bank_predictor(x, bank_size=601)
+
+
+def test_predictor_with_normalised_codes_equals_predict_and_saves(digits, tmp_path):
+    """``code_scale``: the predictor normalises and scales the codes as the head does."""
+    from tg_cnn2gnn.inference import load_predictor, save_predictor
+    x, y, xt, _ = digits
+    torch.manual_seed(0)
+    head = LearnedGraphHead(64, s=8, hidden_channels=(32,), form="embedding", code_scale=2.5)
+    model = CNN2GNN(head, GraphStudent(64, 24, 10, dropout=0.0)).eval()
+    ref = model.predict(xt, mechanism="bank", train_x=x, bank_size=BANK, seed=3)
+    for det in (False, True):
+        pred = model.bank_predictor(x, bank_size=BANK, seed=3, deterministic=det)
+        torch.testing.assert_close(pred(xt), ref, rtol=1e-4, atol=1e-4)
+    assert pred.spec["head"]["scale"] == 2.5
+    torch.testing.assert_close(pred.encode(xt).norm(dim=1), torch.full((xt.size(0),), 2.5))
+    save_predictor(pred, tmp_path / "p.pt", {})
+    again, _ = load_predictor(tmp_path / "p.pt")
+    assert torch.equal(again(xt), pred(xt))

@@ -173,3 +173,28 @@ def test_training_forward_dense_path_equals_edge_path(form):
     # and the dense matrix is exactly the edge list's A = (P + P^T) / 2
     ei, ew = fast.graph(x, idx)
     torch.testing.assert_close(fast.dense_graph(x, idx), edges_to_dense(ei, ew, num_nodes=12))
+
+
+def test_code_scale_normalises_the_codes_and_keeps_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(12, 20)
+    head = LearnedGraphHead(20, s=3, hidden_channels=(16,), form="embedding", embedding_channels=8, code_scale=3.0)
+    raw = LearnedGraphHead(20, s=3, hidden_channels=(16,), form="embedding", embedding_channels=8)
+    raw.load_state_dict(head.state_dict())
+    code = head.encode(x)
+    torch.testing.assert_close(code.norm(dim=1), torch.full((12,), 3.0))              # on the sphere of radius c
+    torch.testing.assert_close(code, 3.0 * raw.encode(x) / raw.encode(x).norm(dim=1, keepdim=True))
+    d = head.distances(x)
+    assert d.min() >= -1e-5 and d.max() <= 4 * 3.0 ** 2 + 1e-4                           # [0, 4 c^2]
+    d.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    assert "code_scale=3" in repr(head)
+
+
+@pytest.mark.parametrize("bad, form, match", [(-1.0, "embedding", "finite number >= 0"),
+                                              (float("nan"), "embedding", "finite number >= 0"),
+                                              ("2", "embedding", "finite number >= 0"),
+                                              (2.0, "anchor", "needs form='embedding'")])
+def test_code_scale_errors(bad, form, match):
+    with pytest.raises(ValueError, match=match):
+        LearnedGraphHead(20, 50, s=3, hidden_channels=(16,), form=form, code_scale=bad)

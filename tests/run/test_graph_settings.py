@@ -245,3 +245,18 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
     with pytest.raises(SettingsError, match="row 'bad': --epochs=0"):     # refused before any training
         run_compare([("good", rec), ("bad", rec.replace(epochs=0))], out=tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
+
+
+def test_code_scale_setting_reaches_the_head_and_is_checked():
+    from tg_cnn2gnn.run.factories import build_student_model
+    s = validate(Settings(dataset="digits", head_form="embedding", code_scale=2.0))
+    model = build_student_model(s, 100, 64, 10)
+    assert model.head.code_scale == 2.0
+    for bad, match in (({"code_scale": -1.0}, "code-scale.*finite number >= 0"),
+                       ({"code_scale": 2.0, "head_form": "anchor"}, "code-scale.*--head-form embedding"),
+                       ({"code_scale": 2.0, "head_form": "embedding", "student": "mlp", "method": "kd"},
+                        "code-scale.*--student gnn")):
+        with pytest.raises(SettingsError, match=match):
+            validate(Settings(dataset="digits", **{"head_form": "embedding", **bad}))
+    code, _, err = cli(["distill", "--dataset", "digits", "--code-scale", "-2", "--out", "/nonexistent/x"])
+    assert code == 2 and "--code-scale" in err

@@ -85,7 +85,10 @@ def _head_tensors(model, xb: Tensor, cb: Tensor, bank: Tensor) -> tuple[dict, di
             raise ValueError("bank_predictor supports heads made of Linear/ReLU/Dropout layers")
         for i, m in enumerate(lins):
             t[f"head_w{i}"], t[f"head_b{i}"] = m.weight.detach().clone(), m.bias.detach().clone()
-        spec = {"layers": len(lins), "proj": head.proj is not None, "normalise": False}
+        scale = float(getattr(head, "code_scale", 0.0) or 0.0)
+        spec = {"layers": len(lins), "proj": head.proj is not None, "normalise": bool(scale)}
+        if scale:
+            spec["scale"] = scale
         if head.proj is not None:
             t["head_proj_w"] = head.proj.weight.detach().clone()
             if head.proj.bias is not None:
@@ -259,7 +262,10 @@ class BankPredictor(nn.Module):
             x = torch.relu(self._lin(x, getattr(self, f"head_w{i}"), getattr(self, f"head_b{i}")))
         if hs["proj"]:
             x = self._lin(x, self.head_proj_w, getattr(self, "head_proj_b", None))
-        return F.normalize(x, dim=1) if hs["normalise"] else x
+        if not hs["normalise"]:
+            return x
+        x = F.normalize(x, dim=1)
+        return hs["scale"] * x if "scale" in hs else x
 
     def neighbours(self, code: Tensor) -> tuple[Tensor, Tensor]:
         """Bank positions ``[T, s]`` of each sample's ``s`` nearest and their Eq. 3 weights ``[T, s]``."""

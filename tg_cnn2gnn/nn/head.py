@@ -85,6 +85,13 @@ class LearnedGraphHead(nn.Module):
             (default: :obj:`(512, 256)`, the paper's)
         form (str): ``"anchor"`` or ``"embedding"``. (default: :obj:`"anchor"`)
         embedding_channels (int): embedding size of the embedding form. (default: :obj:`64`)
+        code_scale (float): embedding form: if positive, the codes are L2-normalised and
+            scaled, :math:`e(x) = c\, z(x) / \lVert z(x) \rVert`, so every squared distance
+            lies in :math:`[0, 4c^2]` (a cosine distance with temperature :math:`1/c^2` for
+            the NCA and relation terms; Eq. 3 itself is scale-invariant). Without it a
+            label term can push codes to norms of hundreds while a class's codes collapse
+            below float32 resolution of the distance. :obj:`0` keeps the raw codes.
+            (default: :obj:`0.0`)
         dropout (float): dropout after every hidden layer. (default: :obj:`0.0`)
         bias (bool): bias of the decision layer (anchor: one :math:`b_j` per training
             sample, as in ``nn.Linear``) or of the embedding projection. (default: :obj:`True`)
@@ -105,7 +112,7 @@ class LearnedGraphHead(nn.Module):
     def __init__(self, in_channels: int, num_train: int | None = None, s: int = 50,
                  hidden_channels: Sequence[int] = (512, 256), form: str = "anchor",
                  embedding_channels: int = 64, dropout: float = 0.0,
-                 sparse_grad: bool = False, bias: bool = True) -> None:
+                 sparse_grad: bool = False, bias: bool = True, code_scale: float = 0.0) -> None:
         super().__init__()
         check_choice("form", form, HEAD_FORMS)
         check_positive_int("in_channels", in_channels)
@@ -116,6 +123,13 @@ class LearnedGraphHead(nn.Module):
         for h in hidden_channels:
             check_positive_int("hidden_channels[i]", h)
         check_dropout(dropout)
+        if isinstance(code_scale, bool) or not isinstance(code_scale, (int, float)) \
+                or not math.isfinite(code_scale) or code_scale < 0:
+            raise ValueError(f"code_scale must be a finite number >= 0 (0 = raw codes), got {code_scale!r}")
+        if code_scale and form != "embedding":
+            raise ValueError(f"code_scale={code_scale!r} needs form='embedding' (the anchor form has no codes to "
+                             f"normalise); got form={form!r}")
+        self.code_scale = float(code_scale)
         self.in_channels = in_channels
         self.s = s
         self.form = form
@@ -211,7 +225,10 @@ class LearnedGraphHead(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """``x [N, F]`` -> the MLP output ``[N, H]`` (anchor: last hidden layer; embedding: e(x))."""
         h = self.body(x.flatten(1) if x.dim() > 2 else x)
-        return self.proj(h) if self.proj is not None else h
+        if self.proj is None:
+            return h
+        e = self.proj(h)
+        return self.code_scale * F.normalize(e, dim=1) if self.code_scale else e
 
     def anchor_rows(self, index: Tensor) -> tuple[Tensor, Tensor | None]:
         """The decision-layer rows of training samples ``index [M]``: ``w [M, H]``, ``b [M, 1]``
@@ -309,6 +326,7 @@ class LearnedGraphHead(nn.Module):
 
     def __repr__(self) -> str:
         extra = (f"num_train={self.num_train}" if self.form == "anchor"
-                 else f"embedding_channels={self.embedding_channels}")
+                 else f"embedding_channels={self.embedding_channels}"
+                 + (f", code_scale={self.code_scale:g}" if self.code_scale else ""))
         return (f"{self.__class__.__name__}({self.in_channels}, form={self.form!r}, s={self.s}, "
                 f"hidden_channels={self.hidden_channels}, {extra})")

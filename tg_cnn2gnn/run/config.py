@@ -86,6 +86,8 @@ class Settings:
                                            "sample) or embedding (ours, inductive)", choices=HEAD_FORM_CHOICES)
     head_hidden: tuple[int, ...] = _opt((512, 256), "ints", "hidden widths of the graph head")
     embedding_channels: int = _opt(64, "int", "embedding size of the embedding head")
+    code_scale: float = _opt(0.0, "float", "embedding head: L2-normalise the codes and scale them by this "
+                                           "(a cosine distance; 0 = raw codes)")
     hidden: int = _opt(256, "int", "hidden width of the GNN student")
     conv: str = _opt("gcn", "str", "graph convolution of the student (a name of tg_cnn2gnn.nn.CONVS)")
     num_layers: int = _opt(2, "int", "graph convolutions in the student")
@@ -357,6 +359,11 @@ def _validate_graph(s: Settings, bad: Any) -> None:
             if getattr(s, name) != off:
                 raise bad(name, f"shapes the learned graph of --method cnn2gnn --student gnn; this run is "
                                 f"--method {s.method} --student {s.student}")
+    if s.code_scale < 0 or s.code_scale != s.code_scale or s.code_scale == float("inf"):
+        raise bad("code_scale", "must be a finite number >= 0 (0 = raw codes)")
+    if s.code_scale and not (graph_student and s.head_form == "embedding"):
+        raise bad("code_scale", "normalises the codes of the embedding graph head (--head-form embedding, "
+                                "--method cnn2gnn --student gnn)")
     if s.warm_start_anchors and s.head_form != "anchor":
         raise bad("warm_start_anchors", "needs the anchor head (--head-form anchor); the embedding head has no "
                                         "anchor rows")

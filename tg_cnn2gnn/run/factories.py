@@ -45,7 +45,8 @@ def build_student_model(settings: Settings, num_train: int, in_features: int, nu
     from tg_cnn2gnn.nn import CNN2GNN, GraphStudent, LearnedGraphHead
     head = LearnedGraphHead(in_features, num_train=num_train if s.head_form == "anchor" else None, s=s.s,
                             hidden_channels=tuple(s.head_hidden), form=s.head_form,
-                            embedding_channels=s.embedding_channels, sparse_grad=True)
+                            embedding_channels=s.embedding_channels, code_scale=s.code_scale,
+                            sparse_grad=True)
     student = GraphStudent(in_features, s.hidden, num_classes, num_layers=s.num_layers, conv=s.conv,
                            dropout=s.dropout)
     return CNN2GNN(head, student)
@@ -71,7 +72,8 @@ def method_label(settings: Settings) -> str:
 
 
 #: settings added after run directories with checkpoints existed (issue 12's training graph)
-LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau"})
+LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau",
+                            "code_scale"})
 
 
 def build_graph_builder(settings: Settings) -> Any:
