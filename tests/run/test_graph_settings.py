@@ -218,7 +218,7 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
                 head_hidden=(16,), hidden=16, bank_size=20, eval_batch_size=20, threads=1, measure=False)
     configs = Path(__file__).resolve().parents[2] / "configs" / "digits"
     rec = validate(settings_from_file(configs / "main.yaml", "example", **tiny, s=3, graph_nca=1.0,
-                                      relation_weight=1.0, head_form="embedding"))
+                                      relation_weight=1.0, head_form="embedding", code_scale=2.0))
     paper = settings_from_file(configs / "paper.yaml", "example", head_hidden=(16,), hidden=16, s=3)
     entries, notes = main_job_entries(rec, paper, paper_epochs=1, paper_subset=300)
     assert [n for n, _ in entries] == ["recommended", "paper-preset", "kd-mlp", "kd-mlp-paper-budget"]
@@ -226,6 +226,7 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
     assert (p.graph, p.graph_nca, p.head_form, p.subset, p.epochs, p.teacher, p.teacher_width) == \
         ("pool", 3.0, "anchor", 300, 1, "simple-cnn", 4)
     assert (dict(entries)["kd-mlp"].method, dict(entries)["kd-mlp"].student) == ("kd", "mlp")
+    assert dict(entries)["kd-mlp"].code_scale == 0.0 and rec.code_scale == 2.0     # MLPs have no codes
     kp = dict(entries)["kd-mlp-paper-budget"]           # the paper row's widths and budget, as a KD-MLP
     assert (kp.method, kp.student, kp.subset, kp.epochs, kp.hidden, kp.lr) == \
         ("kd", "mlp", p.subset, p.epochs, p.hidden, p.lr)
