@@ -1,35 +1,20 @@
 """The frozen-bank predictor equals predict(mechanism="bank") on digits, for every conv it can freeze."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tg_cnn2gnn.inference import FREEZABLE_CONVS
 from tg_cnn2gnn.nn import CNN2GNN, CONVS, FixedGraphGNN, GraphStudent, LearnedGraphHead
 
+from inference_helpers import briefly_trained
+
 BANK = 80
-
-
-def _trained(x, y, form="anchor", conv="gcn", steps=15):
-    """A briefly trained model (so the learned distances are not random)."""
-    torch.manual_seed(0)
-    head = LearnedGraphHead(64, len(y), s=8, hidden_channels=(32,), form=form)
-    model = CNN2GNN(head, GraphStudent(64, 24, 10, conv=conv, dropout=0.0))
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        idx = torch.randperm(len(y), generator=g)[:100]
-        loss = F.cross_entropy(model(x[idx], idx), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.mark.parametrize("form", ["anchor", "embedding"])
 @pytest.mark.parametrize("conv", list(CONVS))
 def test_predictor_equals_predict_bank_for_every_conv(digits, form, conv):
     x, y, xt, _ = digits
-    model = _trained(x, y, form, conv)
+    model = briefly_trained(x, y, form, conv)
     if conv not in FREEZABLE_CONVS:
         with pytest.raises(ValueError, match=r"cannot freeze the bank for conv \w+Conv.*freezable: gcn"):
             model.bank_predictor(x, bank_size=BANK)
@@ -45,11 +30,11 @@ def test_cheb_is_refused_because_its_bank_test_nodes_ignore_the_bank(digits):
     """Why cheb is refused: under "bank" a ChebConv test node has out-degree 0, so every
     message it receives has weight 0 -- its logits do not depend on the bank at all."""
     x, y, xt, _ = digits
-    model = _trained(x, y, "anchor", "cheb", steps=0)
+    model = briefly_trained(x, y, "anchor", "cheb", steps=0)
     a = model.predict(xt, mechanism="bank", train_x=x, bank_size=BANK, seed=0)
     b = model.predict(xt, mechanism="bank", train_x=x, bank_size=BANK + 40, seed=5)
     assert torch.equal(a, b)
-    gcn = _trained(x, y, "anchor", "gcn", steps=0)
+    gcn = briefly_trained(x, y, "anchor", "gcn", steps=0)
     assert not torch.equal(gcn.predict(xt, train_x=x, bank_size=BANK, seed=0),
                            gcn.predict(xt, train_x=x, bank_size=BANK + 40, seed=5))
 
@@ -66,7 +51,7 @@ def test_predictor_on_fixed_graph_baselines(digits, metric):
 @pytest.mark.parametrize("conv", ["gcn", "tag", "le"])
 def test_deterministic_mode_is_bit_identical_under_any_batching(digits, conv):
     x, y, xt, _ = digits
-    pred = _trained(x, y, "embedding", conv, steps=5).bank_predictor(x, bank_size=BANK, deterministic=True)
+    pred = briefly_trained(x, y, "embedding", conv, steps=5).bank_predictor(x, bank_size=BANK, deterministic=True)
     with torch.no_grad():
         whole = pred(xt)
         ones = torch.cat([pred(xt[i:i + 1]) for i in range(xt.size(0))])
@@ -79,7 +64,7 @@ def test_deterministic_mode_is_bit_identical_under_any_batching(digits, conv):
 
 def test_chunked_neighbour_search_equals_one_pass_and_bank_can_be_the_whole_set(digits):
     x, y, xt, _ = digits
-    model = _trained(x, y)
+    model = briefly_trained(x, y)
     pred = model.bank_predictor(x, bank_size=len(x))         # the whole training set
     assert pred.spec["num_bank"] == len(x)
     with torch.no_grad():
@@ -95,7 +80,7 @@ def test_chunked_neighbour_search_equals_one_pass_and_bank_can_be_the_whole_set(
 
 def test_explicit_bank_and_input_errors(digits):
     x, y, xt, _ = digits
-    model = _trained(x, y, steps=0)
+    model = briefly_trained(x, y, steps=0)
     bank = torch.arange(0, 600, 7)
     ref = model.predict(xt, train_x=x, bank=bank)
     pred = model.bank_predictor(x, bank=bank)

@@ -5,36 +5,22 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tg_cnn2gnn.distill.checkpoint import save_checkpoint
 from tg_cnn2gnn.inference import export_predictor, load_exported, load_predictor, save_predictor
 from tg_cnn2gnn.inference import ivf
 from tg_cnn2gnn.inference.bank_predictor import BankPredictor
-from tg_cnn2gnn.nn import CNN2GNN, FixedGraphGNN, GraphStudent, LearnedGraphHead
+from tg_cnn2gnn.nn import FixedGraphGNN, GraphStudent
+
+from inference_helpers import briefly_trained
 
 BANK = 400
-
-
-def _trained(x, y, form, steps=15):
-    torch.manual_seed(0)
-    model = CNN2GNN(LearnedGraphHead(64, len(y), s=6, hidden_channels=(32,), form=form),
-                    GraphStudent(64, 24, 10, dropout=0.0))
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(steps):
-        idx = torch.randperm(len(y), generator=g)[:100]
-        loss = F.cross_entropy(model(x[idx], idx), y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def models(digits):
     x, y, _, _ = digits
-    return {form: _trained(x, y, form) for form in ("anchor", "embedding")}
+    return {form: briefly_trained(x, y, form, s=6) for form in ("anchor", "embedding")}
 
 
 def _sorted(nbr):
