@@ -54,6 +54,12 @@ _READABLE_VERSIONS = (1, 2)
 SEARCHES = ("exact", "ivf")
 
 
+def _check_search(name: str, value: object) -> str:
+    if value not in SEARCHES:
+        raise ValueError(f"{name}={value!r} is not a neighbour search; allowed: {', '.join(map(repr, SEARCHES))}")
+    return value  # type: ignore[return-value]
+
+
 def _plain_lin(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return F.linear(x, w, b)
 
@@ -150,10 +156,7 @@ class BankPredictor(nn.Module):
             raise ValueError(f"spec must be a BankPredictor spec of version "
                              f"{' or '.join(map(str, _READABLE_VERSIONS))}, got version "
                              f"{spec.get('version') if isinstance(spec, dict) else spec!r}")
-        search = spec.get("search", "exact")
-        if search not in SEARCHES:
-            raise ValueError(f"spec['search']={search!r} is not a neighbour search; allowed: "
-                             f"{', '.join(map(repr, SEARCHES))}")
+        search = _check_search("spec['search']", spec.get("search", "exact"))
         if search == "ivf":
             missing = [k for k in IVF_BUFFERS if k not in tensors]
             if missing or not isinstance(spec.get("ivf"), dict):
@@ -180,9 +183,7 @@ class BankPredictor(nn.Module):
 
     @search.setter
     def search(self, value: str) -> None:
-        if value not in SEARCHES:
-            raise ValueError(f"search={value!r} is not a neighbour search; allowed: "
-                             f"{', '.join(map(repr, SEARCHES))}")
+        _check_search("search", value)
         if value == "ivf" and not hasattr(self, "ivf_ids"):
             raise ValueError("search='ivf' needs an IVF index: build the predictor with "
                              "model.bank_predictor(..., search='ivf')")
@@ -212,9 +213,7 @@ class BankPredictor(nn.Module):
         k-means over the bank's distance columns (``nlist`` lists, default about
         ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``sqrt(nlist)``;
         seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`)."""
-        if search not in SEARCHES:
-            raise ValueError(f"search={search!r} is not a neighbour search; allowed: "
-                             f"{', '.join(map(repr, SEARCHES))}")
+        _check_search("search", search)
         if search == "exact" and (nlist is not None or nprobe is not None):
             raise ValueError(f"nlist={nlist!r} / nprobe={nprobe!r} are IVF settings: pass search='ivf' with them")
         convs = _student_convs(model.student)
