@@ -39,12 +39,16 @@ def neighbours(dist: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def head_distances(model: torch.nn.Module, xq: torch.Tensor, n_train: int, chunk: int = 512) -> torch.Tensor:
+def learned_distances(model: torch.nn.Module, xq: torch.Tensor, xtr: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """``[Q, n_train]`` learned distances (on the CPU) from queries ``xq`` to every training
+    sample of ``xtr`` (row ``j`` = training id ``j``), computed on the model's device in chunks
+    of ``chunk`` queries: anchor head ``head(x_q)[:, j]``, embedding head (and fixed graphs)
+    the distance to ``x_j``'s code, computed once."""
     dev = next(model.parameters()).device
-    index = torch.arange(n_train, device=dev)
-    out = [model.head.cross_distances(xq[a:a + chunk].flatten(1).to(dev), index=index).cpu()
-           for a in range(0, xq.size(0), chunk)]
-    return torch.cat(out)
+    ids = torch.arange(xtr.size(0), device=dev)
+    cols = (torch.cat([model.code(c.flatten(1).to(dev)) for c in xtr.split(4096)])
+            if model.test_distances else None)
+    return torch.cat([model.dist(model.code(q.flatten(1).to(dev)), cols, ids).cpu() for q in xq.split(chunk)])
 
 
 @torch.no_grad()
@@ -116,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     nm = data.yt.numel() if not args.n_measure else min(args.n_measure, data.yt.numel())
     xm, ym = data.xt[:nm], data.yt[:nm]
     stats = []
-    for name, dist in (("learned head (trained)", head_distances(model, xm, data.n_train)),
-                       ("learned head (untrained, random init)", head_distances(untrained, xm, data.n_train)),
+    for name, dist in (("learned head (trained)", learned_distances(model, xm, xtr)),
+                       ("learned head (untrained, random init)", learned_distances(untrained, xm, xtr)),
                        ("pixel Euclidean (EucGNN graph)", pixel_distances(xm, xtr.flatten(1)))):
         idx, w = neighbours(dist, sp)
         frac, mass = class_match(idx, w, ytr, ym)
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         pos = (data.yt == c).nonzero().flatten()
         q.append(int(pos[torch.randint(pos.numel(), (1,), generator=g)]))
     qi = torch.tensor(q)
-    idx, w = neighbours(head_distances(model, data.xt[qi], data.n_train), sp)
+    idx, w = neighbours(learned_distances(model, data.xt[qi], xtr), sp)
     qrows = []
     for r, t in enumerate(q):
         for k in range(sp):

@@ -19,19 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from neighbours import draw_grid, neighbours  # noqa: E402
-
-
-@torch.no_grad()
-def learned_distances(model: torch.nn.Module, xq: torch.Tensor, xtr: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """``[Q, n_train]`` learned distances from queries ``xq [Q, F]`` to every training sample."""
-    code_q = model.code(xq)
-    out = []
-    for a in range(0, xtr.size(0), chunk):
-        ids = torch.arange(a, min(a + chunk, xtr.size(0)))
-        cols = model.code(xtr[a:a + chunk]) if model.test_distances else None
-        out.append(model.dist(code_q, cols, ids))
-    return torch.cat(out, 1)
+from neighbours import draw_grid, learned_distances, neighbours  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         q.append(int(pos[torch.randint(pos.numel(), (1,), generator=g)]))
     qi = torch.tensor(q)
     sp = min(model.s, ytr.numel() - 1)
-    idx, w = neighbours(learned_distances(model, xte[qi].flatten(1), xtr.flatten(1)), sp)
+    idx, w = neighbours(learned_distances(model, xte[qi], xtr), sp)
     show = min(args.show, sp)
     same = (ytr[idx] == yte[qi].unsqueeze(1)).float().mean().item()
     fig = draw_grid(xte[qi], yte[qi], xtr, ytr, idx, w, show=show, dataset=s.dataset,

@@ -32,7 +32,7 @@ def test_learned_distances_match_the_head(graph_run):
     run = load_run_model(graph_run)
     model, xtr, xte = run.model.eval(), run.data.x_train.flatten(1), run.data.x_test.flatten(1)[:7]
     with torch.no_grad():
-        got = run_neighbours.learned_distances(model, xte, xtr, chunk=33)      # several chunks
+        got = run_neighbours.learned_distances(model, xte, xtr, chunk=3)       # several chunks
         if model.test_distances:                                               # ||e_q - e_j||^2
             ref = torch.cdist(model.head.encode(xte).double(), model.head.encode(xtr).double()) ** 2
         else:                                                                  # head(x)[:, j]
