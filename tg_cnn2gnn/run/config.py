@@ -359,7 +359,7 @@ def _validate_graph(s: Settings, bad: Any) -> None:
             if getattr(s, name) != off:
                 raise bad(name, f"shapes the learned graph of --method cnn2gnn --student gnn; this run is "
                                 f"--method {s.method} --student {s.student}")
-    if s.code_scale < 0 or s.code_scale != s.code_scale or s.code_scale == float("inf"):
+    if s.code_scale < 0:                       # NaN and inf are refused with every float setting
         raise bad("code_scale", "must be a finite number >= 0 (0 = raw codes)")
     if s.code_scale and not (graph_student and s.head_form == "embedding"):
         raise bad("code_scale", "normalises the codes of the embedding graph head (--head-form embedding, "
