@@ -20,6 +20,18 @@ is computed once instead of per call, and sums run in a different order):
   included) for a fixed device and thread count; about 2-3x the time of the ``gemm``
   mode on a large batch, about the same at batch size 1.
 
+Per call, a sample costs about 35 small operations (60 before these shortcuts; batch of 1: under the width-16
+simple-cnn teacher's time, ``benchmarks/predictor_latency.py``), because the arithmetic is
+arranged once, at construction (:meth:`BankPredictor._derive`):
+
+* the head's first product and a first ``GCNConv``'s own-node product are one stacked
+  ``[H0 + F1, F]`` product;
+* with normalised codes (``code_scale``) the search ranks ``p @ col_w`` on the head's output
+  ``p`` before normalisation (every bank code has the same norm, so ranking and Eq. 3 are
+  unchanged);
+* Eq. 3 weights sum to 1, so a test node's GCN degree is the constant ``fill + 1``;
+* neighbour sums are one ``embedding_bag`` per layer; Eq. 3 is :func:`eq3_weights`.
+
 Neighbour search over a large bank runs in column chunks of ``neighbour_chunk`` bank
 samples, merging the running ``s + 1`` nearest, so memory stays ``O(T x chunk)``.
 
@@ -34,6 +46,8 @@ a plain module of tensors plus a JSON-able :attr:`spec`, so it saves without pic
 (:func:`~tg_cnn2gnn.inference.save_predictor`) and exports with ``torch.export``.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -174,6 +188,7 @@ class BankPredictor(nn.Module):
                             for i in range(len(spec.get("layers", [])))]
         if search == "ivf":
             self.nprobe = spec["ivf"]["nprobe"]          # checked against the stored lists
+        self._derive()
 
     # ------------------------------------------------------------------ search settings
     @property
@@ -247,54 +262,101 @@ class BankPredictor(nn.Module):
                    neighbour_chunk=neighbour_chunk)
 
     # -------------------------------------------------------------------- per-sample work
+    def _derive(self) -> None:
+        """Derived tensors of the per-call fast path, registered as non-persistent buffers
+        (they move with ``.to()``, export with the module, and are never saved: a loaded
+        predictor rebuilds them from the stored tensors).
+
+        ``_x_w``/``_x_b``: when the first student layer is a ``gcn`` and the head has a
+        hidden layer, the head's first weight and that layer's own-node weight stacked
+        into one ``[H0 + F1, F]`` matrix, so a sample's features go through one product
+        instead of two (``_x_split = H0`` rows belong to the head).
+
+        ``_direction_search``: the head normalises its codes (``code_scale``) under the
+        squared Euclidean metric. Every bank code then has the same norm, so with
+        ``c = scale p / |p|`` (``p``: the head's output) the distance to bank code ``b_j`` is
+        ``|c|^2 + |b_j|^2 - 2 c.b_j = const - (2 scale / |p|) p.b_j``: ranking and Eq. 3
+        weights (invariant to a row's shift and scale) follow from ``p @ col_w = -2 p.b_j``
+        alone, so the exact search skips the normalisation and the column bias."""
+        hs, layers = self.spec["head"], self.spec.get("layers", [])
+        self._direction_search = bool(hs["normalise"] and "scale" in hs and hs["metric"] == "sqeuclidean")
+        self._x_split = 0
+        first = layers[0] if layers else {}
+        if hs["layers"] >= 1 and first.get("kind") == "gcn" and first["normalize"] and first["fill"] > 0:
+            w0, b0, lw = self.head_w0, self.head_b0, self.layer0_lin_w
+            self.register_buffer("_x_w", torch.cat([w0, lw]).contiguous(), persistent=False)
+            self.register_buffer("_x_b", torch.cat([b0, b0.new_zeros(lw.size(0))]), persistent=False)
+            self._x_split = int(w0.size(0))
+
     def _lin(self, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return inv.rowwise_linear(x, w, b) if self.deterministic else F.linear(x, w, b)
 
     def _t(self, i: int) -> dict[str, Tensor]:
         return {short: getattr(self, full) for short, full in self._layer_keys[i]}
 
-    def encode(self, x: Tensor) -> Tensor:
-        """The head's code ``[T, K]`` of samples ``x [T, F]`` (the features themselves for
-        fixed-graph models)."""
+    def _encode(self, x: Tensor, normalise: bool = True) -> tuple[Tensor, Tensor | None]:
+        """``(code [T, K], own [T, F1] or None)``: the head's code (``normalise=False``: before
+        the normalisation of a ``code_scale`` head) and, on the fused path, the first layer's
+        own-node product of ``x`` (see :meth:`_derive`)."""
         hs = self.spec["head"]
-        for i in range(hs["layers"]):
+        own, first = None, 0
+        if self._x_split:
+            z = self._lin(x, self._x_w, self._x_b)
+            x, own, first = torch.relu(z[:, :self._x_split]), z[:, self._x_split:], 1
+        for i in range(first, hs["layers"]):
             x = torch.relu(self._lin(x, getattr(self, f"head_w{i}"), getattr(self, f"head_b{i}")))
         if hs["proj"]:
             x = self._lin(x, self.head_proj_w, getattr(self, "head_proj_b", None))
+        return (self._normalise(x) if normalise else x), own
+
+    def _normalise(self, x: Tensor) -> Tensor:
+        hs = self.spec["head"]
         if not hs["normalise"]:
             return x
         x = F.normalize(x, dim=1)
         return hs["scale"] * x if "scale" in hs else x
 
+    def encode(self, x: Tensor) -> Tensor:
+        """The head's code ``[T, K]`` of samples ``x [T, F]`` (the features themselves for
+        fixed-graph models)."""
+        return self._encode(x)[0]
+
     def neighbours(self, code: Tensor) -> tuple[Tensor, Tensor]:
-        """Bank positions ``[T, s]`` of each sample's ``s`` nearest and their Eq. 3 weights ``[T, s]``."""
+        """Bank positions ``[T, s]`` of each sample's ``s`` nearest and their Eq. 3 weights ``[T, s]``.
+
+        The search ranks ``score = code @ col_w + col_b``, the distance less the query's own
+        ``|c|^2`` (a per-row constant, which changes neither the ranking nor Eq. 3's gaps);
+        only the ``"euclidean"`` metric adds it back, for its square root."""
         s, metric = self.spec["s"], self.spec["head"]["metric"]
         mm = inv.rowwise_mm if self.deterministic else torch.matmul
-        row = (code * code).sum(1, keepdim=True) if metric != "linear" else None
-        code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
         if self.search == "ivf":
+            code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
             t = {k: getattr(self, k) for k in IVF_BUFFERS}
-            vals, pos = ivf_search(code1, row, t, self.spec["ivf"]["nprobe"], s + 1, mm)
+            vals, pos = ivf_search(code1, None, t, self.spec["ivf"]["nprobe"], s + 1, mm)
         else:
-            vals, pos = self._exact_search(code1, row, mm)
+            vals, pos = self._exact_search(code)
         if metric == "euclidean":
-            vals = vals.sqrt()
-        return pos[:, :s], simplex_weights(vals, s)
+            vals = (vals + (code * code).sum(1, keepdim=True)).clamp_min(0).sqrt()
+        return pos[:, :s], eq3_weights(vals, s)
 
-    def _exact_search(self, code1: Tensor, row: Tensor | None, mm) -> tuple[Tensor, Tensor]:
-        """The ``s + 1`` smallest distances ``[T, s + 1]`` over all bank columns (in chunks)
-        and their bank positions ``[T, s + 1]``."""
+    def _exact_search(self, code: Tensor, bias: bool = True) -> tuple[Tensor, Tensor]:
+        """The ``s + 1`` smallest scores ``[T, s + 1]`` over all bank columns (in chunks of
+        ``neighbour_chunk``, merging the running best) and their bank positions ``[T, s + 1]``
+        (``bias=False``: ``code @ col_w`` alone, see :meth:`_derive`)."""
         s, nb = self.spec["s"], self.spec["num_bank"]
+        col_w, col_b = self.col_wb[:-1], self.col_wb[-1]
+        mm = inv.rowwise_mm if self.deterministic else torch.mm
         best_v = best_i = None
         for a in range(0, nb, self.neighbour_chunk):
             b = min(nb, a + self.neighbour_chunk)
-            d = mm(code1, self.col_wb[:, a:b])
-            if row is not None:
-                d = (row + d).clamp_min(0)
-            k = min(s + 1, b - a)
-            val, idx = torch.topk(d, k, dim=1, largest=False, sorted=True)
+            cw, cb = (col_w, col_b) if b - a == nb else (col_w[:, a:b], col_b[a:b])
+            if not bias:
+                d = mm(code, cw)
+            else:
+                d = (mm(code, cw) + cb) if self.deterministic else torch.addmm(cb, code, cw)
+            val, idx = torch.topk(d, min(s + 1, b - a), dim=1, largest=False, sorted=True)
             if best_v is None:
-                best_v, best_i = val, idx + a
+                best_v, best_i = val, idx if a == 0 else idx + a
             else:
                 cand_v, cand_i = torch.cat([best_v, val], 1), torch.cat([best_i, idx + a], 1)
                 best_v, pos = torch.topk(cand_v, s + 1, dim=1, largest=False, sorted=True)
@@ -307,12 +369,24 @@ class BankPredictor(nn.Module):
         if x.dim() != 2 or x.size(1) != self.spec["in_channels"]:
             raise ValueError(f"x must be [T, {self.spec['in_channels']}] (or samples that flatten "
                              f"to it), got shape {tuple(x.shape)}")
-        nbr, w = self.neighbours(self.encode(x))
+        # a NaN or inf anywhere makes the sum non-finite (one cheap reduction; an overflowing
+        # sum of finite values is rechecked element-wise); skipped while torch.export traces
+        if not torch.compiler.is_compiling() and not math.isfinite(x.sum().item()):
+            bad = (~torch.isfinite(x)).any(1).nonzero().flatten().tolist()
+            if bad:
+                raise ValueError(f"x holds NaN or infinite values in rows {bad[:5]}{'...' if len(bad) > 5 else ''} "
+                                 f"of {x.size(0)}; the predictor needs finite samples")
+        p, own = self._encode(x, normalise=not self._direction_search)
+        if self._direction_search and self.search == "exact":
+            vals, pos = self._exact_search(p, bias=False)
+            nbr, w = pos[:, :self.spec["s"]], eq3_weights(vals, self.spec["s"])
+        else:
+            nbr, w = self.neighbours(self._normalise(p) if self._direction_search else p)
         h = x
         for i, spec in enumerate(self.spec["layers"]):
             if i > 0:
                 h = torch.relu(h)
-            h = frozen_forward(spec, self._t(i), h, nbr, w, self._lin)
+            h = frozen_forward(spec, self._t(i), h, nbr, w, self._lin, own=own if i == 0 else None)
         return h
 
     def extra_repr(self) -> str:
@@ -322,6 +396,16 @@ class BankPredictor(nn.Module):
         return (f"in={self.spec['in_channels']}, out={self.spec['out_channels']}, "
                 f"bank={self.spec['num_bank']}, s={self.spec['s']}, layers=[{kinds}], "
                 f"search={search}, deterministic={self.deterministic}")
+
+
+def eq3_weights(vals: Tensor, s: int) -> Tensor:
+    """Eq. 3 weights ``[T, s]`` from the ``s + 1`` smallest scores ``vals [T, s + 1]``
+    (ascending): :func:`~tg_cnn2gnn.functional.simplex.simplex_weights` in fewer operations
+    for the predictor's one call per sample (no rescaling of the row: the scores are
+    distances of finite codes; a row whose ``s + 1`` scores are equal is uniform)."""
+    gap = (vals[:, s:] - vals[:, :s]).clamp_min_(0)
+    # a row of equal scores has gap 0 everywhere: 0 / 0 = NaN only there -> uniform 1 / s
+    return gap.div_(gap.sum(1, keepdim=True)).nan_to_num_(1.0 / s)
 
 
 def _last_out(i: int, spec: dict) -> str:

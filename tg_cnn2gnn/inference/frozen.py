@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn import conv as pyg
 
@@ -52,9 +53,10 @@ Lin = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 def agg(w: Tensor, nbr: Tensor, y: Tensor) -> Tensor:
     """``sum_j w[t, j] y[nbr[t, j]]``: ``w [T, s]``, ``nbr [T, s]``, ``y [nb, H]`` -> ``[T, H]``.
 
-    One ``1 x s`` by ``s x H`` product per test node (``bmm``), so a node's rounding does not
-    depend on the other nodes of the call."""
-    return torch.bmm(w.unsqueeze(1), y[nbr]).squeeze(1)
+    One weighted bag per test node (``F.embedding_bag``, mode ``"sum"``), read in place from
+    ``y`` and summed in a fixed order, so a node's rounding does not depend on the other
+    nodes of the call; one operation instead of a gather and a ``bmm``."""
+    return F.embedding_bag(nbr, y, per_sample_weights=w, mode="sum")
 
 
 def _dinv(deg: Tensor) -> Tensor:
@@ -150,15 +152,26 @@ def _hop(spec: dict, y: Tensor, x: Tensor, w: Tensor, nbr: Tensor, dinv_t: Tenso
 
 
 def frozen_forward(spec: dict, t: dict[str, Tensor], h: Tensor, nbr: Tensor, w: Tensor,
-                   lin: Lin) -> Tensor:
+                   lin: Lin, *, own: Tensor | None = None) -> Tensor:
     """One frozen layer at test nodes: ``h [T, F_in]`` with bank neighbours ``nbr [T, s]``
-    and weights ``w [T, s]`` -> ``[T, F_out]``."""
+    and Eq. 3 weights ``w [T, s]`` (rows summing to 1) -> ``[T, F_out]``.
+
+    ``own [T, F_out]``: for a ``gcn`` layer, ``lin(h)`` already computed by the caller (the
+    predictor fuses it with the head's first product)."""
     kind = spec["kind"]
-    if kind in ("gcn", "sg", "ssg", "tag"):
+    if kind == "gcn":
+        a = agg(w, nbr, t["y0"])
+        if spec["normalize"]:
+            # dinv_t (agg + fill dinv_t z) + b as two scaled adds; Eq. 3 weights sum to 1,
+            # so every test node has degree fill + 1 and dinv_t is a constant
+            z = own if own is not None else lin(h, t["lin_w"], None)
+            fill = spec["fill"]
+            d = (fill + 1.0) ** -0.5
+            out = torch.add(t["bias"], a, alpha=d) if "bias" in t else a * d
+            return out.add_(z, alpha=fill * d * d)
+        return a + t["bias"] if "bias" in t else a
+    if kind in ("sg", "ssg", "tag"):
         dinv_t = _dinv(spec["fill"] + w.sum(1)) if spec["normalize"] else None
-        if kind == "gcn":
-            out = _hop(spec, t["y0"], lin(h, t["lin_w"], None), w, nbr, dinv_t)
-            return out + t["bias"] if "bias" in t else out
         if kind == "tag":
             out = lin(h, t["lins0_w"], None)
         elif kind == "ssg":

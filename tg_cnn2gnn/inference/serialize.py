@@ -52,7 +52,7 @@ def save_predictor(pred: BankPredictor, path: str | os.PathLike, meta: dict | No
     """Atomically write ``pred`` (spec + tensors) and ``meta`` to ``path``; returns the path."""
     if not isinstance(pred, BankPredictor):
         raise TypeError(f"pred must be a BankPredictor, got {type(pred).__name__}")
-    obj = {"spec": pred.spec, "tensors": dict(pred.named_buffers()), "meta": _check_meta(meta),
+    obj = {"spec": pred.spec, "tensors": dict(pred.state_dict()), "meta": _check_meta(meta),
            "deterministic": pred.deterministic, "neighbour_chunk": pred.neighbour_chunk}
     return save_checkpoint(obj, path, kind=KIND)
 
