@@ -31,6 +31,9 @@ def add_serve_commands(sub: Any, subs: dict[str, argparse.ArgumentParser], forma
                    help="ivf: k-means lists (default: about 4 sqrt(bank size))")
     p.add_argument("--nprobe", type=int, default=None, metavar="N",
                    help="ivf: lists searched per image (default: about sqrt(nlist); nlist = exact)")
+    p.add_argument("--label-vote", type=float, default=0.0, metavar="BETA",
+                   help="weight of the learned graph's label vote (the bank's labels are stored in the file; "
+                        "0 = the student alone, the default); a bank of the whole training set suits it")
     p.add_argument("--root", default=None, help="data folder, if the run's is no longer valid")
     subs["export"] = p
 
@@ -59,9 +62,11 @@ def run_serve_command(args: argparse.Namespace) -> int:
                 raise SettingsError(f"--{flag}={value}: only with --search ivf")
             if value is not None and value < 1:
                 raise SettingsError(f"--{flag}={value}: must be >= 1")
+        if not args.label_vote >= 0 or args.label_vote == float("inf"):
+            raise SettingsError(f"--label-vote={args.label_vote}: must be a finite number >= 0 (0 = no label vote)")
         path = export_run_dir(args.run, args.out, which=args.which, bank_size=args.bank_size, seed=args.seed,
                               deterministic=args.deterministic, root=args.root, search=args.search,
-                              nlist=args.nlist, nprobe=args.nprobe)
+                              nlist=args.nlist, nprobe=args.nprobe, label_vote=args.label_vote)
         print(f"wrote {path}")
         return 0
     if args.top < 1:

@@ -119,6 +119,11 @@ def make_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {label} student, {MECHANISM_LABELS.get(mech, mech) if not mlp else mech + ' (same for every mechanism)'} | {fmt_acc(last.get(mech))} "
             f"| {fmt_acc(best.get(mech))} | {params} | {f_txt} | {one_txt} | {b_txt} |")
+    vote = st.get("label_vote")
+    if vote:
+        lines.append(f"| {label} student + label vote (beta {vote['beta']:g}), bank = all {vote['bank_size']} "
+                     f"training samples | {fmt_acc(vote.get('test_acc'))} | – | {params} | – "
+                     f"| {fmt_ms(vote.get('latency_ms_batch1'))} | – |")
     n_val = summary.get("n_val")
     lines += [
         "",
@@ -151,6 +156,12 @@ def make_table(summary: dict[str, Any]) -> str:
     gc = summary.get("graph_consistency")
     if gc:
         lines.append(f"- Graph: {consistency_text(gc)}.")
+    if vote:
+        lines.append(f"- Label vote (ours): the final student frozen with a bank of the whole training split; "
+                     f"log-probabilities + {vote['beta']:g} x log(Eq. 3 weighted labels of the s nearest bank "
+                     f"samples + 0.001) (tg_cnn2gnn.inference.label_vote). Validation "
+                     f"{fmt_acc(vote.get('val_acc'))}; the same predictor without the vote: test "
+                     f"{fmt_acc(vote.get('student_alone_test_acc'))}.")
     lines.append(
         "- FLOPs: torch.utils.flop_counter (2 per multiply-add; element-wise ops, GCN neighbour sums and "
         "top-k count 0). Student `bank`: one test sample through the frozen-bank predictor "
@@ -209,6 +220,11 @@ def make_compare_table(rows: list[dict[str, Any]], *, notes: dict[str, str] | No
                                                                       if se.get("subset") else ""))
         lines.append(f"| {label} | {fmt_acc(last.get(mech))} | {fmt_acc(best.get(mech))} | {m2} | {gtxt} | {raw} "
                      f"| {fmt_count(flops)} | {fmt_ms(lat)} | {budget} |")
+        vote = st.get("label_vote")
+        if vote:
+            lines.append(f"| {name} + label vote (beta {vote['beta']:g}, bank = all {vote['bank_size']} training "
+                         f"samples) | {fmt_acc(vote.get('test_acc'))} | – | – | same graph | – | – "
+                         f"| {fmt_ms(vote.get('latency_ms_batch1'))} (batch of 1) | same model |")
     if rows:
         hw = first.get("hardware", {})
         gc0 = next((r["summary"]["graph_consistency"] for r in rows if r["summary"].get("graph_consistency")), None)

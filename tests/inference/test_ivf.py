@@ -189,7 +189,7 @@ def test_small_bank_defaults_keep_lists_at_least_s_plus_one_on_average(digits, m
         assert torch.isfinite(pred(xt)).all()
 
 
-def test_cli_export_with_search_ivf(tmp_path):
+def test_cli_export_with_search_ivf_and_label_vote(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "run"))
     try:
         from run_helpers import TINY, cli
@@ -215,3 +215,9 @@ def test_cli_export_with_search_ivf(tmp_path):
     assert code == 2 and "--nprobe=3: only with --search ivf" in err
     code, _, err = cli(["export", run_dir, "--out", out, "--search", "ivf", "--nlist", "10", "--nprobe", "11"])
     assert code == 2 and "nprobe=11 is out of range" in err
+    code, _, err = cli(["export", run_dir, "--out", tmp_path / "v.pt", "--label-vote", "1.5"])
+    assert code == 0, err
+    voted, meta = load_predictor(tmp_path / "v.pt")
+    assert voted.label_vote == 1.5 and meta["label_vote"] == 1.5 and voted.vote_labels.numel() == 300
+    code, _, err = cli(["export", run_dir, "--out", out, "--label-vote", "-1"])
+    assert code == 2 and "--label-vote=-1.0: must be a finite number >= 0" in err

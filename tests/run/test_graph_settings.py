@@ -218,7 +218,8 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
                 head_hidden=(16,), hidden=16, bank_size=20, eval_batch_size=20, threads=1, measure=False)
     configs = Path(__file__).resolve().parents[2] / "configs" / "digits"
     rec = validate(settings_from_file(configs / "main.yaml", "example", **tiny, s=3, graph_nca=1.0,
-                                      relation_weight=1.0, head_form="embedding", code_scale=2.0))
+                                      relation_weight=1.0, head_form="embedding", code_scale=2.0,
+                                      label_vote=2.0))
     paper = settings_from_file(configs / "paper.yaml", "example", head_hidden=(16,), hidden=16, s=3)
     entries, notes = main_job_entries(rec, paper, paper_epochs=1, paper_subset=300)
     assert [n for n, _ in entries] == ["recommended", "paper-preset", "kd-mlp", "kd-mlp-paper-budget"]
@@ -227,6 +228,7 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
         ("pool", 3.0, "anchor", 300, 1, "simple-cnn", 4)
     assert (dict(entries)["kd-mlp"].method, dict(entries)["kd-mlp"].student) == ("kd", "mlp")
     assert dict(entries)["kd-mlp"].code_scale == 0.0 and rec.code_scale == 2.0     # MLPs have no codes
+    assert dict(entries)["kd-mlp"].label_vote == 0.0 and p.label_vote == 0.0       # nor a graph to vote with
     kp = dict(entries)["kd-mlp-paper-budget"]           # the paper row's widths and budget, as a KD-MLP
     assert (kp.method, kp.student, kp.subset, kp.epochs, kp.hidden, kp.lr) == \
         ("kd", "mlp", p.subset, p.epochs, p.hidden, p.lr)
@@ -237,7 +239,12 @@ def test_run_compare_shares_one_teacher_and_prints_one_table(tmp_path):
     paths = {r["summary"]["teacher"]["path"] for r in result["rows"][1:]}
     assert paths == {str(tmp_path / "recommended" / "teacher" / "teacher.pt")}
     table = result["table"]
-    assert table.count("\n| ") == 5 and "| teacher: simple-cnn |" in table      # teacher + 4 rows
+    assert table.count("\n| ") == 6 and "| teacher: simple-cnn |" in table      # teacher + 4 rows + the vote
+    vote = result["rows"][0]["summary"]["student"]["label_vote"]
+    assert vote["beta"] == 2.0 and vote["bank_size"] == result["rows"][0]["summary"]["n_train"]
+    assert 0 < vote["test_acc"] <= 1 and 0 < vote["student_alone_test_acc"] <= 1
+    assert "| recommended + label vote (beta 2, bank = all" in table
+    assert all(r["summary"]["student"]["label_vote"] is None for r in result["rows"][1:])
     assert "1 epochs on a 300-image training subset (the paper-preset row's budget" in table
     assert "reduced: 1 of 200 epochs on a 300-image training subset" in table and "– (no graph)" in table
     assert (tmp_path / "compare.md").read_text() == table
@@ -261,3 +268,15 @@ def test_code_scale_setting_reaches_the_head_and_is_checked():
             validate(Settings(dataset="digits", **{"head_form": "embedding", **bad}))
     code, _, err = cli(["distill", "--dataset", "digits", "--code-scale", "-2", "--out", "/nonexistent/x"])
     assert code == 2 and "--code-scale" in err
+
+
+def test_label_vote_setting_is_checked():
+    assert validate(Settings(dataset="digits", head_form="embedding", label_vote=1.5)).label_vote == 1.5
+    for bad, match in (({"label_vote": -1.0}, "label-vote.*finite number >= 0"),
+                       ({"label_vote": 2.0, "student": "mlp", "method": "kd"}, "label-vote.*MLP student")):
+        with pytest.raises(SettingsError, match=match):
+            validate(Settings(dataset="digits", **bad))
+    code, _, err = cli(["distill", "--dataset", "digits", "--label-vote", "-2", "--out", "/nonexistent/x"])
+    assert code == 2 and "--label-vote" in err and ">= 0" in err
+    code, _, err = cli(["distill", "--dataset", "digits", "--label-vote", "nan", "--out", "/nonexistent/x"])
+    assert code == 2 and "label_vote" in err and "finite" in err

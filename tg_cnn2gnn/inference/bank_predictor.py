@@ -58,12 +58,13 @@ from tg_cnn2gnn.inference._common import effective_sparsity, flat
 from tg_cnn2gnn.inference.bank import bank_graph_chunked
 from tg_cnn2gnn.inference.frozen import freeze_conv, frozen_forward
 from tg_cnn2gnn.inference.ivf import IVF_BUFFERS, build_ivf, check_nprobe, ivf_search, list_sizes
+from tg_cnn2gnn.inference.label_vote import VOTE_EPS, check_label_vote, neighbour_vote, with_label_vote
 from tg_cnn2gnn.nn import _invariant as inv
 
 #: Layout version of :attr:`BankPredictor.spec` (2: ``search`` and ``ivf`` keys; version-1
-#: specs, without them, still load as ``search="exact"``).
-SPEC_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+#: specs, without them, still load as ``search="exact"``; 3: the optional ``vote`` key).
+SPEC_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 #: Neighbour searches of :class:`BankPredictor`.
 SEARCHES = ("exact", "ivf")
 
@@ -188,6 +189,10 @@ class BankPredictor(nn.Module):
                             for i in range(len(spec.get("layers", [])))]
         if search == "ivf":
             self.nprobe = spec["ivf"]["nprobe"]          # checked against the stored lists
+        if "vote" in spec:
+            if "vote_labels" not in tensors or not isinstance(spec["vote"], dict):
+                raise ValueError("a spec with a label vote needs spec['vote'] and the tensor 'vote_labels'")
+            self.label_vote = spec["vote"].get("beta")   # checked
         self._derive()
 
     # ------------------------------------------------------------------ search settings
@@ -216,19 +221,41 @@ class BankPredictor(nn.Module):
         sizes = list_sizes(self.ivf_ids)
         self.spec["ivf"]["nprobe"] = check_nprobe(value, sizes, self.spec["s"] + 1)
 
+    @property
+    def label_vote(self) -> float:
+        """Weight ``beta`` of the bank neighbours' label vote (:mod:`~tg_cnn2gnn.inference.label_vote`;
+        0 = the student alone); settable on a predictor built with the bank's labels."""
+        return self.spec["vote"]["beta"] if "vote" in self.spec else 0.0
+
+    @label_vote.setter
+    def label_vote(self, value: float) -> None:
+        value = check_label_vote(value)
+        if not hasattr(self, "vote_labels"):
+            if value:
+                raise ValueError("label_vote needs the bank's labels: build the predictor with "
+                                 "model.bank_predictor(train_x, train_y=..., label_vote=...)")
+            return
+        self.spec.setdefault("vote", {"eps": VOTE_EPS})["beta"] = value
+
     @classmethod
     @torch.no_grad()
     def from_model(cls, model, train_x: Tensor, bank: Tensor, *, deterministic: bool = False,
                    neighbour_chunk: int = 65536, search: str = "exact", nlist: int | None = None,
-                   nprobe: int | None = None, index_seed: int = 0) -> "BankPredictor":
+                   nprobe: int | None = None, index_seed: int = 0, train_y: Tensor | None = None,
+                   label_vote: float = 0.0) -> "BankPredictor":
         """Precompute the bank of ``model`` from ``train_x [n_train, F]`` and bank ids ``bank [|B|]``.
 
         Cost, once: the head on the bank, ``|B|^2`` distances in row chunks (never a
         ``[|B|, |B|]`` matrix), the student over the bank graph; with ``search="ivf"`` also
         k-means over the bank's distance columns (``nlist`` lists, default about
         ``4 sqrt(|B|)``; ``nprobe`` probed per query, default about ``sqrt(nlist)``;
-        seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`)."""
+        seeded by ``index_seed``; see :mod:`~tg_cnn2gnn.inference.ivf`). ``train_y [n_train]``
+        (the training labels) stores the bank's labels for the label vote of weight
+        ``label_vote`` (:mod:`~tg_cnn2gnn.inference.label_vote`)."""
         _check_search("search", search)
+        label_vote = check_label_vote(label_vote)
+        if label_vote and train_y is None:
+            raise ValueError(f"label_vote={label_vote} needs train_y, the training labels [n_train]")
         if search == "exact" and (nlist is not None or nprobe is not None):
             raise ValueError(f"nlist={nlist!r} / nprobe={nprobe!r} are IVF settings: pass search='ivf' with them")
         convs = _student_convs(model.student)
@@ -250,10 +277,16 @@ class BankPredictor(nn.Module):
         finally:
             model.train(was_training)
         t["bank_index"] = bank.detach().clone().long()
+        vote = None
+        if train_y is not None:
+            t["vote_labels"] = _bank_labels(train_y, train_x.size(0), bank, int(t[_last_out(len(layers) - 1, layers[-1])].size(0)))
+            vote = {"beta": label_vote, "eps": VOTE_EPS}
         spec = {"version": SPEC_VERSION, "in_channels": int(xb.size(1)),
                 "out_channels": int(layers and t[_last_out(len(layers) - 1, layers[-1])].size(0)),
                 "s": effective_sparsity(model.s, bank.numel(), what="bank samples"),
                 "num_bank": int(bank.numel()), "head": head_spec, "layers": layers, "search": search}
+        if vote is not None:
+            spec["vote"] = vote
         if search == "ivf":
             spec["ivf"], ivf_t = build_ivf(t["col_wb"], head_spec["metric"], spec["s"] + 1, nlist=nlist,
                                            nprobe=nprobe, seed=index_seed)
@@ -387,15 +420,19 @@ class BankPredictor(nn.Module):
             if i > 0:
                 h = torch.relu(h)
             h = frozen_forward(spec, self._t(i), h, nbr, w, self._lin, own=own if i == 0 else None)
+        beta = self.label_vote
+        if beta:
+            h = with_label_vote(h, neighbour_vote(nbr, w, self.vote_labels, h.size(1)), beta)
         return h
 
     def extra_repr(self) -> str:
         kinds = ",".join(l["kind"] for l in self.spec["layers"])
         ivf = self.spec.get("ivf")
         search = self.search + (f"(nlist={ivf['nlist']}, nprobe={ivf['nprobe']})" if ivf else "")
+        vote = f", label_vote={self.label_vote:g}" if self.label_vote else ""
         return (f"in={self.spec['in_channels']}, out={self.spec['out_channels']}, "
                 f"bank={self.spec['num_bank']}, s={self.spec['s']}, layers=[{kinds}], "
-                f"search={search}, deterministic={self.deterministic}")
+                f"search={search}, deterministic={self.deterministic}{vote}")
 
 
 def eq3_weights(vals: Tensor, s: int) -> Tensor:
@@ -406,6 +443,20 @@ def eq3_weights(vals: Tensor, s: int) -> Tensor:
     gap = (vals[:, s:] - vals[:, :s]).clamp_min_(0)
     # a row of equal scores has gap 0 everywhere: 0 / 0 = NaN only there -> uniform 1 / s
     return gap.div_(gap.sum(1, keepdim=True)).nan_to_num_(1.0 / s)
+
+
+def _bank_labels(train_y: object, n_train: int, bank: Tensor, num_classes: int) -> Tensor:
+    """The bank's labels ``[|B|]`` from the training labels, checked (shape, integer, range)."""
+    if not isinstance(train_y, Tensor) or train_y.dim() != 1 or train_y.size(0) != n_train \
+            or train_y.dtype.is_floating_point or train_y.dtype == torch.bool:
+        got = (f"{tuple(train_y.shape)} {train_y.dtype}" if isinstance(train_y, Tensor) else type(train_y).__name__)
+        raise ValueError(f"train_y must be integer class labels of shape [{n_train}] (one per row of "
+                         f"train_x), got {got}")
+    labels = train_y.index_select(0, bank.to(train_y.device)).long()
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"train_y holds labels outside [0, {num_classes}) (the student's "
+                         f"{num_classes} classes): min {int(labels.min())}, max {int(labels.max())}")
+    return labels.clone()
 
 
 def _last_out(i: int, spec: dict) -> str:

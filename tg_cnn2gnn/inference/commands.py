@@ -45,15 +45,17 @@ def predictor_meta(info: Any, class_names: Sequence[str] | None, **extra: Any) -
 def export_run(model, train_x: Tensor, meta: dict[str, Any], out: str | os.PathLike, *,
                bank_size: int | None = None, bank: Tensor | None = None, seed: int = 0,
                deterministic: bool = False, search: str = "exact", nlist: int | None = None,
-               nprobe: int | None = None) -> Path:
+               nprobe: int | None = None, train_y: Tensor | None = None, label_vote: float = 0.0) -> Path:
     """Build ``model.bank_predictor(train_x, ...)`` and write it to ``out`` (``.pt2``: torch.export;
     otherwise the safe checkpoint), with ``meta`` (plus the bank and search settings). Returns
     the path. ``search="ivf"`` (``nlist``, ``nprobe``): approximate neighbour search
-    (:mod:`tg_cnn2gnn.inference.ivf`)."""
+    (:mod:`tg_cnn2gnn.inference.ivf`). ``train_y`` and ``label_vote``: the bank neighbours' label
+    vote (:mod:`tg_cnn2gnn.inference.label_vote`)."""
     pred = model.bank_predictor(train_x, bank_size=bank_size, bank=bank, seed=seed,
-                                deterministic=deterministic, search=search, nlist=nlist, nprobe=nprobe)
+                                deterministic=deterministic, search=search, nlist=nlist, nprobe=nprobe,
+                                train_y=train_y, label_vote=label_vote)
     meta = {**meta, "mechanism": "bank", "bank_size": pred.spec["num_bank"], "seed": seed,
-            "deterministic": bool(deterministic), "search": search}
+            "deterministic": bool(deterministic), "search": search, "label_vote": pred.label_vote}
     if search == "ivf":
         meta.update(nlist=pred.spec["ivf"]["nlist"], nprobe=pred.spec["ivf"]["nprobe"])
     if str(out).endswith(".pt2"):

@@ -161,20 +161,22 @@ class InductiveGraphModel(nn.Module):
     def bank_predictor(self, train_x: Tensor, *, bank_size: int | None = None,
                        bank: Tensor | None = None, seed: int = 0, deterministic: bool = False,
                        neighbour_chunk: int = 65536, search: str = "exact", nlist: int | None = None,
-                       nprobe: int | None = None):
+                       nprobe: int | None = None, train_y: Tensor | None = None, label_vote: float = 0.0):
         r"""A :class:`~tg_cnn2gnn.inference.BankPredictor` for ``mechanism="bank"``: the bank's
         codes, graph and per-layer states computed once from ``train_x [n_train, F]``, so a
         call does only each test sample's own work. Same bank arguments as :meth:`predict`
         (``bank_size`` up to ``n_train``). ``search="ivf"`` (opt-in, approximate) searches the
         neighbours in an inverted file of ``nlist`` k-means lists, ``nprobe`` probed per query
-        (k-means seeded by ``seed``). See :mod:`tg_cnn2gnn.inference.bank_predictor`."""
+        (k-means seeded by ``seed``). ``train_y [n_train]`` and ``label_vote`` (``beta > 0``) add
+        the bank neighbours' label vote (:mod:`tg_cnn2gnn.inference.label_vote`). See
+        :mod:`tg_cnn2gnn.inference.bank_predictor`."""
         from tg_cnn2gnn.inference.bank_predictor import BankPredictor
         train_x = self._check_train_x("bank", train_x)
         bank = resolve_bank(train_x.size(0), bank_size=bank_size, bank=bank, seed=seed,
                             device=train_x.device)
         return BankPredictor.from_model(self, train_x, bank, deterministic=deterministic,
                                         neighbour_chunk=neighbour_chunk, search=search, nlist=nlist,
-                                        nprobe=nprobe, index_seed=seed)
+                                        nprobe=nprobe, index_seed=seed, train_y=train_y, label_vote=label_vote)
 
     def set_num_train(self, num_train: int) -> None:
         """Size the anchor head for ``num_train`` training samples (lazy sizing; no-op for

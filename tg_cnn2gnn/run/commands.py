@@ -115,6 +115,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
                                 latency=s.measure)
         tmeas = measure_teacher(teacher, data.x_test, latency=s.measure) if teacher is not None else None
         consistency = graph_consistency(model, data, s)
+        vote = label_vote_result(model, data, s, log)
         summary: dict[str, Any] = {
             "command": "distill", "dataset": s.dataset, "method": s.method, "student_kind": s.student,
             "n_train": data.n_train, "n_val": data.n_val, "n_test": data.n_test,
@@ -125,6 +126,7 @@ def run_distill(settings: Settings, log: Log = print) -> dict[str, Any]:
                 "best_val_acc": dsum.get("best_val_acc"), "last_val_acc": dsum.get("last_val_acc"),
                 "train_time_s": dsum["train_time_s"],
                 "mean_train_time_per_epoch_s": dsum.get("mean_train_time_per_epoch"), **smeas,
+                "label_vote": vote,
             },
             "wall_time_s": None,  # filled below
             "teacher_stage_time_s": t_teacher_done - start,
@@ -175,6 +177,47 @@ def graph_consistency(model: Any, data: Any, settings: Settings) -> dict[str, An
         return graph_class_consistency(model, data.x_test.to(dev), data.y_test.to(dev),
                                        data.train_features.to(dev), data.y_train.to(dev),
                                        bank_size=min(CONSISTENCY_BANK, data.n_train), seed=settings.eval_seed)
+
+
+def label_vote_result(model: Any, data: Any, settings: Settings, log: Log = print) -> dict[str, Any] | None:
+    """The student with its learned graph's label vote (``settings.label_vote``, weight ``beta``;
+    :mod:`tg_cnn2gnn.inference.label_vote`) on the validation and test splits: the final
+    weights, frozen with a bank of the whole training split (seed ``eval_seed``). ``None`` when
+    ``label_vote`` is 0 or the student has no bank predictor.
+
+    Returns ``{"beta", "bank_size", "val_acc", "test_acc", "student_alone_test_acc" (the same
+    predictor with ``beta = 0``), "build_s", "latency_ms_batch1"}`` (latency: CPU, median,
+    ``None`` without ``measure``)."""
+    if not settings.label_vote or not hasattr(model, "bank_predictor"):
+        return None
+    import torch
+    from tg_cnn2gnn.run.measure import cpu_copy, median_time
+    cpu_model = cpu_copy(model)
+    t0 = time.perf_counter()
+    pred = cpu_model.bank_predictor(data.train_features.cpu(), bank_size=data.n_train, seed=settings.eval_seed,
+                                    train_y=data.y_train.cpu(), label_vote=settings.label_vote).eval()
+    build = time.perf_counter() - t0
+
+    def acc(x: Any, y: Any) -> float | None:
+        if x is None or len(y) == 0:
+            return None
+        with torch.no_grad():
+            hits = sum(int((pred(c).argmax(1) == t).sum()) for c, t in zip(x.flatten(1).cpu().split(1000),
+                                                                          y.cpu().split(1000)))
+        return hits / len(y)
+
+    out = {"beta": settings.label_vote, "bank_size": data.n_train, "val_acc": acc(data.x_val, data.y_val),
+           "test_acc": acc(data.x_test, data.y_test), "build_s": build, "latency_ms_batch1": None}
+    pred.label_vote = 0.0
+    out["student_alone_test_acc"] = acc(data.x_test, data.y_test)
+    pred.label_vote = settings.label_vote
+    if settings.measure:
+        one = data.x_test[:1].flatten(1).cpu()
+        with torch.no_grad():
+            out["latency_ms_batch1"] = 1e3 * median_time(lambda: pred(one), 200, warmup=20)
+    log(f"label vote (beta {settings.label_vote:g}, bank = all {data.n_train} training samples): test "
+        f"{100 * out['test_acc']:.2f} % (student alone with this bank {100 * out['student_alone_test_acc']:.2f} %)")
+    return out
 
 
 def run_compare(entries: Sequence[tuple[str, Settings]], *, out: str | os.PathLike, log: Log = print,
@@ -271,7 +314,7 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
 def _as_kd_mlp(s: Settings) -> Settings:
     """``s`` as Hinton KD into an MLP of the same widths, data and budget (no graph settings)."""
     return s.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
-                     pool_size=None, warm_start_anchors=False, code_scale=0.0)
+                     pool_size=None, warm_start_anchors=False, code_scale=0.0, label_vote=0.0)
 
 
 def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,

@@ -138,6 +138,10 @@ class Settings:
     bank_size: int = _opt(100, "int", "training samples in the inference bank (and Mechanism 2's "
                                       "training batch)")
     eval_batch_size: int = _opt(100, "int", "test batch size of Mechanism 2 (batch) and direct")
+    label_vote: float = _opt(0.0, "float", "after training, also test the student with its learned graph's label "
+                                           "vote (ours): log-probabilities + this weight x the log of the Eq. 3 "
+                                           "weighted labels of each test sample's s nearest samples of the whole "
+                                           "training split (0 = off)")
     eval_seed: int = _opt(0, "int", "seed of the bank draw")
     measure: bool = _opt(True, "bool", "measure FLOPs and CPU latency per sample for the table")
     # run
@@ -364,6 +368,10 @@ def _validate_graph(s: Settings, bad: Any) -> None:
     if s.code_scale and not (graph_student and s.head_form == "embedding"):
         raise bad("code_scale", "normalises the codes of the embedding graph head (--head-form embedding, "
                                 "--method cnn2gnn --student gnn)")
+    if s.label_vote < 0:
+        raise bad("label_vote", "must be a finite number >= 0 (0 = no label vote)")
+    if s.label_vote and s.student != "gnn":
+        raise bad("label_vote", "votes with the learned graph's neighbours; an MLP student (--student mlp) has none")
     if s.warm_start_anchors and s.head_form != "anchor":
         raise bad("warm_start_anchors", "needs the anchor head (--head-form anchor); the embedding head has no "
                                         "anchor rows")

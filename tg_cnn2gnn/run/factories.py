@@ -73,7 +73,7 @@ def method_label(settings: Settings) -> str:
 
 #: settings added after run directories with checkpoints existed (issue 12's training graph)
 LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau",
-                            "code_scale"})
+                            "code_scale", "label_vote"})
 
 
 def build_graph_builder(settings: Settings) -> Any:

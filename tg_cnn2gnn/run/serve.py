@@ -97,17 +97,20 @@ def _require_bank_predictor(model: nn.Module, settings: Settings) -> None:
 def export_run_dir(path: str | os.PathLike, out: str | os.PathLike, *, which: str | None = None,
                    bank_size: int | None = None, seed: int | None = None, deterministic: bool = False,
                    root: str | None = None, search: str = "exact", nlist: int | None = None,
-                   nprobe: int | None = None) -> Path:
+                   nprobe: int | None = None, label_vote: float = 0.0) -> Path:
     """Freeze the run's student and its bank into ``out`` (``.pt2``: ``torch.export`` program;
     otherwise a safe checkpoint that :func:`tg_cnn2gnn.inference.load_predictor` reads).
-    ``search="ivf"``: approximate neighbour search over ``nlist`` lists, ``nprobe`` probed."""
+    ``search="ivf"``: approximate neighbour search over ``nlist`` lists, ``nprobe`` probed.
+    ``label_vote > 0``: the file holds the bank's labels and adds their vote
+    (:mod:`tg_cnn2gnn.inference.label_vote`)."""
     from tg_cnn2gnn.inference.commands import export_run
     run = load_run_model(path, which=which, root=root)
     _require_bank_predictor(run.model, run.settings)
     bank = min(bank_size or run.settings.bank_size, run.data.n_train)
     return export_run(run.model, run.data.train_features, _meta(run), out, bank_size=bank,
                       seed=run.settings.eval_seed if seed is None else seed, deterministic=deterministic,
-                      search=search, nlist=nlist, nprobe=nprobe)
+                      search=search, nlist=nlist, nprobe=nprobe,
+                      train_y=run.data.y_train if label_vote else None, label_vote=label_vote)
 
 
 def predict_files(source: str | os.PathLike, images: Sequence[str], *, k: int = 3, which: str | None = None,
