@@ -15,6 +15,22 @@ from typing import Any, Iterable, Sequence
 from tg_cnn2gnn.run.measure import hardware_line
 
 
+def run_dirs_args(doc: str, script: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of a benchmark over trained run directories (``runs``, ``--which``,
+    ``--threads``); sets the thread count and prints the command and hardware lines."""
+    import sys
+    import torch
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="run directories (graph students)")
+    p.add_argument("--which", choices=("last", "best"), default="last")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"Command: python benchmarks/{script} {' '.join(sys.argv[1:] if argv is None else argv)}")
+    print(f"Hardware: {hardware_line()}\n")
+    return args
+
+
 def log(args: argparse.Namespace, msg: str) -> None:
     print(f"[{args.script} {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

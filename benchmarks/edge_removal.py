@@ -9,24 +9,17 @@ student is tested on the run's test split twice with the same weights: with its 
 """
 from __future__ import annotations
 
-import argparse
-import sys
 
 import torch
 
-from tg_cnn2gnn.run.measure import hardware_line, logits_accuracy, student_accuracy
+from tg_cnn2gnn.run.measure import logits_accuracy, student_accuracy
 from tg_cnn2gnn.run.serve import load_run_model
+
+from _report import run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="run directories (graph students)")
-    p.add_argument("--which", choices=("last", "best"), default="last")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"Command: python benchmarks/edge_removal.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"Hardware: {hardware_line()}\n")
+    args = run_dirs_args(__doc__, "edge_removal.py", argv)
     print("| run | bank size | test acc, bank (with graph) | test acc, edges removed | graph's share |")
     print("|---|---|---|---|---|")
     for path in args.runs:
