@@ -259,6 +259,9 @@ class BankPredictor(nn.Module):
         if search == "exact" and (nlist is not None or nprobe is not None):
             raise ValueError(f"nlist={nlist!r} / nprobe={nprobe!r} are IVF settings: pass search='ivf' with them")
         convs = _student_convs(model.student)
+        # the labels are checked before the bank's (possibly long) precomputation
+        labels = None if train_y is None else _bank_labels(train_y, flat(train_x).size(0), bank,
+                                                           int(convs[-1].out_channels))
         was_training = model.training
         model.eval()
         try:
@@ -278,9 +281,8 @@ class BankPredictor(nn.Module):
             model.train(was_training)
         t["bank_index"] = bank.detach().clone().long()
         vote = None
-        if train_y is not None:
-            t["vote_labels"] = _bank_labels(train_y, train_x.size(0), bank, int(t[_last_out(len(layers) - 1, layers[-1])].size(0)))
-            vote = {"beta": label_vote, "eps": VOTE_EPS}
+        if labels is not None:
+            t["vote_labels"], vote = labels, {"beta": label_vote, "eps": VOTE_EPS}
         spec = {"version": SPEC_VERSION, "in_channels": int(xb.size(1)),
                 "out_channels": int(layers and t[_last_out(len(layers) - 1, layers[-1])].size(0)),
                 "s": effective_sparsity(model.s, bank.numel(), what="bank samples"),
