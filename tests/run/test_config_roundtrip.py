@@ -93,7 +93,8 @@ def test_main_job_config_is_the_documented_main_job():
     s = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "main.yaml")))
     assert (s.teacher, s.teacher_width, s.teacher_epochs, s.epochs, s.s, s.lr, s.head_hidden, s.seed, s.dropout) == \
         ("simple-cnn", 16, 3, 30, 10, 0.005, (512, 256), 0, 0.2)
-    assert (s.head_form, s.graph, s.relation_weight, s.code_scale) == ("embedding", "batch", 5.0, 3.0)
+    assert (s.head_form, s.graph, s.relation_weight, s.graph_nca, s.code_scale, s.label_vote) == \
+        ("embedding", "batch", 5.0, 3.0, 5.0, 2.0)
     old = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "batch-anchor.yaml")))   # the previous default
     assert (old.teacher_width, old.teacher_epochs, old.epochs, old.s, old.lr, old.head_hidden, old.head_form) == \
         (16, 3, 15, 10, 0.005, (512, 256), "anchor")
