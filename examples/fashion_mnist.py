@@ -6,7 +6,8 @@ is printed (accuracy last and validation-selected, class-consistency of the lear
 raw-pixel neighbours, FLOPs and latency per sample):
 
 - recommended: configs/fashion-mnist/main.yaml (embedding graph head with normalised codes,
-  batch graph, relation term 5, NCA 1, s = 10, 30 epochs, dropout 0.2, bank of 1,000);
+  batch graph, relation term 5, NCA 3, s = 10, 30 epochs, dropout 0.2, bank of 1,000), also
+  tested with its graph's label vote (bank = the whole training split: an extra table row);
 - paper-preset: configs/fashion-mnist/paper.yaml (anchor head, Eq. 4 over the training set,
   s = 50, lr 0.01) on a reduced budget: 8 of its 200 epochs on a 10,000-image training subset;
 - kd-mlp: Hinton KD into an MLP with the recommended student's widths and budget;
