@@ -76,3 +76,17 @@ def test_vote_survives_save_load_export_and_any_batching(digits, tmp_path):
         assert again.label_vote == 2.0 and torch.equal(again(xt), whole)
         exported, _ = load_exported(export_predictor(pred, tmp_path / "p.pt2", xt[:2]))
         torch.testing.assert_close(exported(xt), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_vote_with_the_ivf_search_agrees_with_the_exact_search(digits):
+    """The vote reads whichever search found the neighbours: with every list probed, the
+    IVF predictor's classes are the exact one's (near ties may round differently)."""
+    x, y, xt, _ = digits
+    model = briefly_trained(x, y, "embedding", "gcn", steps=10, code_scale=2.0)
+    exact = model.bank_predictor(x, bank_size=len(y), train_y=y, label_vote=2.0)
+    ivf = model.bank_predictor(x, bank_size=len(y), train_y=y, label_vote=2.0, search="ivf")
+    ivf.nprobe = ivf.spec["ivf"]["nlist"]
+    with torch.no_grad():
+        a, b = ivf(xt), exact(xt)
+    assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.99
+    torch.testing.assert_close(a.softmax(1), b.softmax(1), rtol=0, atol=0.02)
