@@ -362,11 +362,21 @@ class BankPredictor(nn.Module):
         The search ranks ``score = code @ col_w + col_b``, the distance less the query's own
         ``|c|^2`` (a per-row constant, which changes neither the ranking nor Eq. 3's gaps);
         only the ``"euclidean"`` metric adds it back, for its square root."""
+        return self._neighbours(code, raw=False)
+
+    def _neighbours(self, q: Tensor, raw: bool) -> tuple[Tensor, Tensor]:
+        """:meth:`neighbours` of codes ``q``, or (``raw``) of the head's output before the
+        normalisation of a ``code_scale`` head: the exact search then ranks it directly
+        (``_direction_search``, see :meth:`_derive`); the IVF search normalises it first."""
         s, metric = self.spec["s"], self.spec["head"]["metric"]
-        mm = inv.rowwise_mm if self.deterministic else torch.matmul
+        if raw and self.search == "exact":
+            vals, pos = self._exact_search(q, bias=False)
+            return pos[:, :s], eq3_weights(vals, s)
+        code = self._normalise(q) if raw else q
         if self.search == "ivf":
             code1 = torch.cat([code, torch.ones_like(code[:, :1])], dim=1)      # [T, K + 1]
             t = {k: getattr(self, k) for k in IVF_BUFFERS}
+            mm = inv.rowwise_mm if self.deterministic else torch.matmul
             vals, pos = ivf_search(code1, None, t, self.spec["ivf"]["nprobe"], s + 1, mm)
         else:
             vals, pos = self._exact_search(code)
@@ -412,11 +422,7 @@ class BankPredictor(nn.Module):
                 raise ValueError(f"x holds NaN or infinite values in rows {bad[:5]}{'...' if len(bad) > 5 else ''} "
                                  f"of {x.size(0)}; the predictor needs finite samples")
         p, own = self._encode(x, normalise=not self._direction_search)
-        if self._direction_search and self.search == "exact":
-            vals, pos = self._exact_search(p, bias=False)
-            nbr, w = pos[:, :self.spec["s"]], eq3_weights(vals, self.spec["s"])
-        else:
-            nbr, w = self.neighbours(self._normalise(p) if self._direction_search else p)
+        nbr, w = self._neighbours(p, raw=self._direction_search)
         h = x
         for i, spec in enumerate(self.spec["layers"]):
             if i > 0:
