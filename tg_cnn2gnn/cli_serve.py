@@ -51,6 +51,7 @@ def add_serve_commands(sub: Any, subs: dict[str, argparse.ArgumentParser], forma
 
 def run_serve_command(args: argparse.Namespace) -> int:
     """Run ``export`` or ``predict``; returns the exit code (1 if some image could not be read)."""
+    from tg_cnn2gnn.inference.label_vote import check_label_vote
     from tg_cnn2gnn.run.config import SettingsError
     from tg_cnn2gnn.run.serve import export_run_dir, predict_files
     if args.command == "export":
@@ -62,8 +63,10 @@ def run_serve_command(args: argparse.Namespace) -> int:
                 raise SettingsError(f"--{flag}={value}: only with --search ivf")
             if value is not None and value < 1:
                 raise SettingsError(f"--{flag}={value}: must be >= 1")
-        if not args.label_vote >= 0 or args.label_vote == float("inf"):
-            raise SettingsError(f"--label-vote={args.label_vote}: must be a finite number >= 0 (0 = no label vote)")
+        try:
+            check_label_vote(args.label_vote, "--label-vote")
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         path = export_run_dir(args.run, args.out, which=args.which, bank_size=args.bank_size, seed=args.seed,
                               deterministic=args.deterministic, root=args.root, search=args.search,
                               nlist=args.nlist, nprobe=args.nprobe, label_vote=args.label_vote)

@@ -39,7 +39,7 @@ def check_label_vote(value: object, name: str = "label_vote") -> float:
         raise TypeError(f"{name} must be a number >= 0 (0 = no label vote), got {type(value).__name__} ({value!r})")
     value = float(value)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0 (0 = no label vote)")
+        raise ValueError(f"{name}={value!r}: must be a finite number >= 0 (0 = no label vote)")
     return value
 
 
