@@ -10,7 +10,7 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from tg_cnn2gnn.run.measure import hardware_line
 
@@ -29,6 +29,18 @@ def run_dirs_args(doc: str, script: str, argv: list[str] | None) -> argparse.Nam
     print(f"Command: python benchmarks/{script} {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"Hardware: {hardware_line()}\n")
     return args
+
+
+def graph_runs(args: argparse.Namespace, needs: str, columns: int) -> Iterator[tuple[str, Any]]:
+    """``(path, loaded run)`` for each of ``args.runs`` whose student has the method ``needs``;
+    any other run gets a table row of ``columns`` cells saying it is not a graph student."""
+    from tg_cnn2gnn.run.serve import load_run_model
+    for path in args.runs:
+        run = load_run_model(path, which=args.which)
+        if not hasattr(run.model, needs):
+            print(f"| {path} |" + " – |" * (columns - 2) + " not a graph student |")
+            continue
+        yield path, run
 
 
 def log(args: argparse.Namespace, msg: str) -> None:

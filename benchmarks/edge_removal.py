@@ -13,20 +13,15 @@ from __future__ import annotations
 import torch
 
 from tg_cnn2gnn.run.measure import logits_accuracy, student_accuracy
-from tg_cnn2gnn.run.serve import load_run_model
 
-from _report import run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
+from _report import graph_runs, run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = run_dirs_args(__doc__, "edge_removal.py", argv)
     print("| run | bank size | test acc, bank (with graph) | test acc, edges removed | graph's share |")
     print("|---|---|---|---|---|")
-    for path in args.runs:
-        run = load_run_model(path, which=args.which)
-        if not hasattr(run.model, "predict_isolated"):
-            print(f"| {path} | – | – | – | not a graph student |")
-            continue
+    for path, run in graph_runs(args, "predict_isolated", 5):
         d, s = run.data, run.settings
         bank = student_accuracy(run.model, d.x_test, d.y_test, mechanism="bank", train_x=d.train_features,
                                 batch_size=s.eval_batch_size, bank_size=s.bank_size, seed=s.eval_seed,

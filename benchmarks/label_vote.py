@@ -17,9 +17,8 @@ import sys
 import torch
 
 from tg_cnn2gnn.inference.label_vote import neighbour_vote, with_label_vote
-from tg_cnn2gnn.run.serve import load_run_model
 
-from _report import run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
+from _report import graph_runs, run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
 
 BETAS = (0.5, 1.0, 2.0, 4.0)
 
@@ -44,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| run | student, run's bank | student, bank = training split | vote alone | "
           + " | ".join(f"combined beta {b:g}" for b in BETAS) + " | combined, beta by validation |")
     print("|---|---|---|---|" + "---|" * len(BETAS) + "---|")
-    for path in args.runs:
-        run = load_run_model(path, which=args.which)
-        if not hasattr(run.model, "bank_predictor"):
-            print(f"| {path} | not a graph student |")
-            continue
+    for path, run in graph_runs(args, "bank_predictor", 5 + len(BETAS)):
         d, s = run.data, run.settings
         own = run.model.bank_predictor(d.train_features, bank_size=min(s.bank_size, d.n_train), seed=s.eval_seed)
         with torch.no_grad():
