@@ -38,15 +38,15 @@ from tg_cnn2gnn.functional import sparse_simplex_graph
 from tg_cnn2gnn.nn import make_optimizer
 from tg_cnn2gnn.run import RunData, Settings, build_student_model, build_teacher_model, load_data, split_data
 from tg_cnn2gnn.run import validate as _validate
-from tg_cnn2gnn.run.factories import needs_teacher, train_student
+from tg_cnn2gnn.run.factories import build_graph_builder, needs_teacher, train_student
 from tg_cnn2gnn.run.measure import hardware, measure_student, measure_teacher, median_time
 from tg_cnn2gnn.run.util import device_of, quiet
 
 __all__ = ["Settings", "RunData", "AMP_MODES", "settings", "load", "split", "device", "build_teacher",
            "build_student", "augment", "train_teacher", "teacher_meta", "save_teacher_shards", "load_teacher_shards",
            "Bf16CNN2GNN", "make_distiller", "distill", "predict", "teacher_accuracy", "teacher_logits",
-           "make_step_state", "train_step", "simplex_graph", "write_json", "sync", "hardware", "measure",
-           "gpu_latency", "peak_memory_mib"]
+           "make_step_state", "train_step", "start_epoch", "kd_mlp_settings", "graph_consistency", "label_vote",
+           "simplex_graph", "write_json", "sync", "hardware", "measure", "gpu_latency", "peak_memory_mib"]
 
 #: ``amp`` values of the step functions: float32, bfloat16 autocast, float16 autocast + GradScaler.
 AMP_MODES = ("none", "bf16", "fp16")
@@ -183,20 +183,27 @@ def _check_amp(amp: str | bool, allowed: tuple[str, ...] = AMP_MODES, why: str =
 
 
 def make_distiller(s: Settings, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none"
-                   ) -> CNN2GNNDistiller:
+                   ) -> Distiller:
     """The ``cnn2gnn`` distiller of ``s`` (:func:`~tg_cnn2gnn.distill.build_distiller` with the
-    loss settings of ``s``, as ``train_student`` builds it), moved to ``s``'s device, for
-    :func:`train_step`. ``amp="bf16"`` gives :class:`Bf16CNN2GNN` (same weights and loss);
-    ``"fp16"`` and ``"none"`` the plain distiller (fp16 autocast is :func:`train_step`'s, as the
-    Trainer's is its loop's)."""
+    loss settings and the training-graph builder of ``s`` (``graph: pool`` / ``graph_nca``), as
+    ``train_student`` builds it), moved to ``s``'s device, for :func:`train_step`; call
+    :func:`start_epoch` before the first step (a pool builder needs the training set). For
+    ``method="kd", student="mlp"`` (:func:`kd_mlp_settings`) the ``kd`` distiller of the MLP.
+    ``amp="bf16"`` gives :class:`Bf16CNN2GNN` (same weights and loss); ``"fp16"`` and
+    ``"none"`` the plain distiller (fp16 autocast is :func:`train_step`'s, as the Trainer's is
+    its loop's)."""
     from tg_cnn2gnn.distill import build_distiller
     amp = _check_amp(amp)
+    use_teacher = teacher if needs_teacher(s) else None
+    if (s.method, s.student) == ("kd", "mlp"):   # the KD-MLP baseline (fp32 / fp16 only)
+        _check_amp(amp, ("none", "fp16"), " for the KD-MLP baseline")
+        return build_distiller("kd", use_teacher, model, alpha=s.alpha if use_teacher is not None else 0.0,
+                               tau=s.tau, kd_scale=s.kd_scale).to(device(s))
     if s.method != "cnn2gnn" or s.student != "gnn":
         raise ValueError(f"method={s.method!r}, student={s.student!r}: the GPU step probes build the cnn2gnn "
-                         "distiller of a gnn student only (method='cnn2gnn', student='gnn')")
-    use_teacher = teacher if needs_teacher(s) else None
+                         "distiller of a gnn student or the kd distiller of an mlp student only")
     kw = dict(alpha=s.alpha if use_teacher is not None else 0.0, tau=s.tau, kd_scale=s.kd_scale,
-              relation_weight=s.relation_weight)
+              relation_weight=s.relation_weight, relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
     d = Bf16CNN2GNN(use_teacher, model, **kw) if amp == "bf16" else \
         build_distiller("cnn2gnn", use_teacher, model, **kw)
     return d.to(device(s))
@@ -221,6 +228,36 @@ def distill(s: Settings, data: RunData, teacher: nn.Module | None, model: nn.Mod
     overrides.setdefault("progress", False)
     return train_student(s, data, teacher, model, out_dir, log=log, callbacks=[every_epoch], amp=amp == "fp16",
                          **overrides)
+
+
+def start_epoch(distiller: Distiller, x: Tensor, y: Tensor, epoch: int = 0) -> None:
+    """The Trainer's per-epoch hook (``on_epoch_start``: a pool builder keeps the training set
+    ``x [N, ...]``, ``y [N]`` and refreshes its pool codes); a no-op for distillers without one."""
+    hook = getattr(distiller, "on_epoch_start", None)
+    if hook is not None:
+        hook(epoch, x, y)
+
+
+def kd_mlp_settings(s: Settings) -> Settings:
+    """``s`` as Hinton KD into an MLP of the same widths, data and budget (the main job's
+    KD-MLP row, :func:`tg_cnn2gnn.run.commands._as_kd_mlp`)."""
+    from tg_cnn2gnn.run.commands import _as_kd_mlp
+    return _as_kd_mlp(s)
+
+
+def graph_consistency(model: nn.Module, data: RunData, s: Settings) -> dict[str, Any] | None:
+    """Class-consistency of ``model``'s learned graph on the test split against a 1,000-sample
+    training bank, as the run summary reports it (``None`` for a student without a graph)."""
+    from tg_cnn2gnn.run.commands import graph_consistency as _gc
+    return _gc(model, data, s)
+
+
+def label_vote(model: nn.Module, data: RunData, s: Settings, log: Callable[[str], None] = print
+               ) -> dict[str, Any] | None:
+    """Test accuracy with the learned graph's label vote (``s.label_vote``; bank = the whole
+    training split), as the run summary reports it; ``None`` when ``label_vote`` is 0."""
+    from tg_cnn2gnn.run.commands import label_vote_result
+    return label_vote_result(model, data, s.replace(measure=False), log=log)
 
 
 def predict(model: nn.Module, x: Tensor, train_x: Tensor, mechanism: str, *, bank_size: int = 100,
@@ -344,6 +381,11 @@ def gpu_latency(teacher: nn.Module, model: nn.Module, train_x: Tensor, x_test: T
             row["batch1"] = 1e3 * timed(lambda: call(flat[:1]), repeats)
         row["batched"] = 1e3 * timed(lambda: call(flat), 3) / flat.size(0)
         out[mech] = row
+    if hasattr(model, "bank_predictor"):
+        # the frozen-bank predictor (the deployed form of ``bank``: the bank's codes computed once)
+        pred = model.bank_predictor(tx, bank_size=min(s.bank_size, tx.size(0)), seed=s.eval_seed).eval()
+        out["predictor"] = {"batch1": 1e3 * timed(lambda: pred(flat[:1]), repeats),
+                            "batched": 1e3 * timed(lambda: pred(flat), 3) / flat.size(0)}
     return out
 
 

@@ -54,6 +54,7 @@ def time_distill_steps(s: api.Settings, data: api.RunData, teacher: nn.Module | 
     x = data.x_train.to(dev)
     y = data.y_train.to(dev)
     cache = torch.randn(n, data.info.num_classes, device=dev)
+    api.start_epoch(d, x, y)   # a pool builder (graph: pool) keeps the training set and its codes
     g = torch.Generator().manual_seed(0)
     times = []
     d.train()

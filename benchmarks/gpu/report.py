@@ -38,9 +38,10 @@ def protocol_table(r: dict[str, Any]) -> str:
              f"{'met' if t.get('meets_target') else 'MISSED'}), {_f(t.get('wall_s'), '.0f')} s, "
              f"{_f(t.get('train_samples_per_s'), '.0f')} samples/s ({t.get('amp', '?')}).", ""]
     lines.append("| config | seed | epochs | bank last / best-val (%) | Mechanism 2 last / best-val (%) | "
+                 "label vote (%) | class-consistency: learned / raw (%) | "
                  "distill wall (s) | train samples/s | est. 200 epochs (min) | teacher / student FLOPs (bank, M2) | "
-                 "latency batch 1, ms: teacher / bank | batched, µs/sample: teacher / bank / M2 |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                 "latency batch 1, ms: teacher / bank / predictor | batched, µs/sample: teacher / bank / M2 / predictor |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in r.get("runs", []):
         test = run.get("test") or {}
         last, best = test.get("last", {}), test.get("best_val", {})
@@ -50,14 +51,19 @@ def protocol_table(r: dict[str, Any]) -> str:
         ratio = [(_f(tf / sf[m]["per_sample"], ".1f") + "x") if tf and m in sf and sf[m]["per_sample"] else "–"
                  for m in ("bank", "batch")]
         lat = c.get("latency_ms", {})
+        gc, vote = run.get("consistency") or {}, run.get("label_vote") or {}
+        cons = f"{_pct(gc.get('learned'))} / {_pct(gc.get('raw'))}" if gc else "–"
         ep = f"{run.get('epochs')}" + (f" (scaled from {run.get('epochs_configured')})" if run.get("epochs_scaled") else "")
         lines.append(
             f"| {run.get('config')} | {run.get('seed')} | {ep} | {_pct(last.get('bank'))} / {_pct(best.get('bank'))} | "
-            f"{_pct(last.get('batch'))} / {_pct(best.get('batch'))} | {_f(run.get('wall_s'), '.0f')} | "
+            f"{_pct(last.get('batch'))} / {_pct(best.get('batch'))} | {_pct(vote.get('test_acc'))} | {cons} | "
+            f"{_f(run.get('wall_s'), '.0f')} | "
             f"{_f(run.get('train_samples_per_s'), '.0f')} | {_f(run.get('estimated_200_epochs_s'), '.1f', 1 / 60)} | "
             f"{ratio[0]}, {ratio[1]} | {_f(lat.get('teacher', {}).get('batch1'), '.3f')} / "
-            f"{_f(lat.get('bank', {}).get('batch1'), '.3f')} | {_f(lat.get('teacher', {}).get('batched'), '.2f', 1e3)} / "
-            f"{_f(lat.get('bank', {}).get('batched'), '.2f', 1e3)} / {_f(lat.get('batch', {}).get('batched'), '.2f', 1e3)} |")
+            f"{_f(lat.get('bank', {}).get('batch1'), '.3f')} / {_f(lat.get('predictor', {}).get('batch1'), '.3f')} | "
+            f"{_f(lat.get('teacher', {}).get('batched'), '.2f', 1e3)} / {_f(lat.get('bank', {}).get('batched'), '.2f', 1e3)}"
+            f" / {_f(lat.get('batch', {}).get('batched'), '.2f', 1e3)} / "
+            f"{_f(lat.get('predictor', {}).get('batched'), '.2f', 1e3)} |")
     scaled = [f"{x['config']} seed {x['seed']}" for x in r.get("runs", []) if x.get("epochs_scaled")]
     if scaled or (t.get("epochs_scaled")):
         lines += ["", "**Epochs were scaled down to fit the time budget** ("

@@ -60,6 +60,7 @@ def _cache(d, data, dev):
 def _step(d, s, data, dev, amp="none"):
     opt, scaler = api.make_step_state(d, s, amp=amp)
     cache = _cache(d, data, dev)
+    api.start_epoch(d, data.x_train.to(dev), data.y_train.to(dev))
     x, y, pos = _batch(data, dev)
     before = [p.detach().clone() for p in d.learnable_parameters()]
     d.train()
@@ -78,6 +79,26 @@ def test_fp32_step_matches_cpu(setup, cuda, form):
     torch.testing.assert_close(delta_g, delta_c, rtol=1e-4, atol=1e-5)
     for p_c, p_g in zip(d_cpu.learnable_parameters(), d_gpu.learnable_parameters()):
         torch.testing.assert_close(p_g.detach().cpu(), p_c.detach(), rtol=1e-4, atol=1e-5)
+
+
+#: the training graphs of the two shipped presets (configs/fashion-mnist/paper.yaml: Eq. 4 over a
+#: pool of the whole training set with the NCA term; main.yaml: batch graph, embedding head with
+#: normalised codes, NCA and relation terms)
+GRAPHS = {"pool-anchor": dict(head_form="anchor", graph="pool", graph_nca=3.0),
+          "batch-embedding-nca": dict(head_form="embedding", graph="batch", graph_nca=3.0, code_scale=5.0,
+                                      relation_weight=5.0, embedding_channels=16)}
+
+
+@pytest.mark.parametrize("graph", sorted(GRAPHS))
+def test_fp32_step_with_training_graph_matches_cpu(setup, cuda, graph):
+    kw = dict(GRAPHS[graph])
+    s, data, d_cpu, d_gpu = _pair(setup, cuda, kw.pop("head_form"), **kw)
+    assert d_cpu.graph_builder is not None
+    loss_c, delta_c, _ = _step(d_cpu, s, data, torch.device("cpu"))
+    loss_g, delta_g, _ = _step(d_gpu, s, data, cuda)
+    assert loss_g == pytest.approx(loss_c, rel=1e-4)
+    assert delta_c.abs().sum() > 0
+    torch.testing.assert_close(delta_g, delta_c, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("amp,rel", [("bf16", 3e-2), pytest.param("fp16", 1e-2, marks=pytest.mark.real_cuda)])

@@ -15,6 +15,8 @@ import pytest
 import torch
 from report import protocol_table
 
+from tg_cnn2gnn.run.configfile import read_mapping, settings_from_file
+
 ROOT = Path(__file__).resolve().parents[2]
 GPU = ROOT / "benchmarks" / "gpu"
 
@@ -46,15 +48,25 @@ def test_protocol_smoke_and_part3_reuses_part2_teacher(tmp_path):
     _run([str(GPU / "protocol.py"), "--parts", "2", "3", "--seeds", "--budget-s", "90", "--out", str(out2), *common])
     res = json.loads((out2 / "protocol.json").read_text())
     assert res["smoke"] and res["teacher"]["source"] == "trained" and res["teacher"]["epochs"] >= 1
-    assert [(r["config"], r["seed"]) for r in res["runs"]] == [("paper", 0), ("recommended", 0)]
+    assert [(r["config"], r["seed"]) for r in res["runs"]] == [("paper", 0), ("kd-mlp", 0), ("recommended", 0)]
+    paper, mlp, rec = res["runs"]
+    assert mlp["epochs"] == paper["epochs"] and mlp["settings"]["student"] == "mlp"   # same widths and budget
+    assert mlp["settings"]["hidden"] == paper["settings"]["hidden"] and mlp["consistency"] is None
+    assert paper["label_vote"] is None and rec["label_vote"]["beta"] == rec["settings"]["label_vote"] > 0
+    assert 0.0 <= rec["label_vote"]["test_acc"] <= 1.0
+    for run in (paper, rec):
+        gc = run["consistency"]
+        assert gc["s"] == run["settings"]["s"] and 0.0 <= gc["learned"] <= 1.0 and 0.0 <= gc["raw"] <= 1.0
     for run in res["runs"]:
         assert 1 <= run["epochs"] <= run["epochs_configured"]
         for which in ("last", "best_val"):
             assert set(run["test"][which]) == {"bank", "batch"}
             assert all(0.0 <= a <= 1.0 for a in run["test"][which].values())
+    for run in (paper, rec):
         costs = run["costs"]
         assert costs["teacher"]["flops_per_sample"] > costs["student"]["flops"]["bank"]["per_sample"] > 0
         assert costs["latency_ms"]["bank"]["batch1"] > 0 and costs["latency_ms"]["batch"]["batched"] > 0
+        assert costs["latency_ms"]["predictor"]["batch1"] > 0
     shards = sorted(out2.glob("teacher_shard*.pt"))
     assert shards and all(p.stat().st_size < 16 * 2 ** 20 for p in shards)   # the device tool's file limit
     assert "| paper | 0 |" in (out2 / "protocol.md").read_text()
@@ -88,11 +100,21 @@ def test_configs_validate_and_state_the_protocol(name):
     s = api.settings(cfg["settings"])
     api.settings({**cfg["settings"], **cfg["smoke"]})
     assert s.dataset == "fashion-mnist" and s.teacher == "resnet18" and s.epochs == 200 and s.batch_size == 100
-    assert s.lr == 0.01 and s.alpha == 1.0 and s.cache_teacher_logits and set(s.mechanisms) == {"bank", "batch"}
-    if name == "paper":   # the protocol: s = 50, the paper's 512-256 anchor head
-        assert s.s == 50 and s.head_form == "anchor" and s.head_hidden == (512, 256) and s.relation_weight == 0
-    else:
-        assert s.head_form == "embedding" and s.relation_weight > 0 and s.bank_size == 1000
+    assert s.alpha == 1.0 and s.cache_teacher_logits and set(s.mechanisms) == {"bank", "batch"}
+    if name == "paper":   # the protocol: s = 50, lr 0.01, the paper's 512-256 anchor head trained per Eq. 4
+        assert s.lr == 0.01 and s.s == 50 and s.head_form == "anchor" and s.head_hidden == (512, 256)
+        assert s.relation_weight == 0 and s.graph == "pool" and s.pool_size is None
+    # the student is the shipped preset's (configs/fashion-mnist/{paper,main}.yaml); only the teacher,
+    # its training and the budget are the GPU protocol's
+    yaml_name = "paper" if name == "paper" else "main"
+    path = ROOT / "configs" / "fashion-mnist" / f"{yaml_name}.yaml"
+    ref, written = settings_from_file(path), set(read_mapping(path))
+    keys = ["head_form", "head_hidden", "embedding_channels", "code_scale", "graph", "graph_nca", "pool_size",
+            "pool_refresh", "relation_weight", "s", "hidden", "num_layers", "conv", "alpha", "tau", "batch_size",
+            "label_vote"] + (["dropout", "lr", "bank_size"] if name == "recommended" else [])
+    assert {"head_form", "s", "graph", "graph_nca"} <= written
+    differ = {k: (getattr(s, k), getattr(ref, k)) for k in keys if k in written and getattr(s, k) != getattr(ref, k)}
+    assert not differ, f"configs/gpu/{name}.json differs from {yaml_name}.yaml: {differ}"
 
 
 def test_run_all_rejects_unknown_part():
