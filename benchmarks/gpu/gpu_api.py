@@ -278,14 +278,15 @@ def teacher_logits(teacher: nn.Module, x: Tensor, device: torch.device, *, amp: 
 
 
 # ----------------------------------------------------------------------------- one training step
-def make_step_state(distiller: Distiller, s: Settings, *, amp: str = "none"
+def make_step_state(distiller: Distiller, s: Settings, *, amp: str = "none", init_scale: float = 2.0 ** 16
                     ) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler | None]:
     """Optimiser (the package's sparse-aware one, built as the Trainer builds it) and, for
-    ``amp="fp16"``, a ``GradScaler``."""
+    ``amp="fp16"``, a ``GradScaler`` starting at ``init_scale`` (torch's default 2^16 overflows
+    the first steps' fp16 gradients, which the scaler then skips while it backs off)."""
     kw: dict[str, Any] = {"momentum": s.momentum} if s.optimizer == "sgd" else {}
     opt = make_optimizer(distiller.learnable_parameters(), lr=s.lr, kind=s.optimizer,
                          weight_decay=s.weight_decay, **kw)
-    scaler = torch.amp.GradScaler("cuda") if _check_amp(amp) == "fp16" else None
+    scaler = torch.amp.GradScaler("cuda", init_scale=init_scale) if _check_amp(amp) == "fp16" else None
     return opt, scaler
 
 

@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu/run_all.sh 23      part 2 (ResNet-18 teacher + paper student) and part 3 (recommended
 #                                          student, seeds 1-2 as time allows) in one call; BUDGET_S (default 420)
 #   bash benchmarks/gpu/run_all.sh 2       part 2 alone (BUDGET_S default 330); teacher shards -> data/teacher and $OUT
+#   bash benchmarks/gpu/run_all.sh t23     the CUDA tests, then parts 2 and 3 (one call after a part-1 call that found fixes)
 #   bash benchmarks/gpu/run_all.sh 3       part 3 alone with the teacher shards of part 2 in data/teacher (BUDGET_S 240)
 #   bash benchmarks/gpu/run_all.sh smoke   every script on a tiny setting on this machine (CPU is fine, < 3 min)
 #
@@ -40,12 +41,17 @@ case "$part" in
     cp /tmp/gpu_protocol_smoke/protocol.md "$out/protocol_smoke.md" 2>/dev/null
     step estimate 60 "$PY" benchmarks/gpu/protocol.py --estimate $sm --budget-s "${BUDGET_S:-420}" --out "$out"
     ;;
-  2|3|23)
+  2|3|23|t23)
     ls data/fashion-mnist/*.gz >/dev/null 2>&1 || echo "WARNING: data/fashion-mnist/*.gz missing (carry data)" | tee -a "$log"
+    if [ "$part" = t23 ]; then   # the CUDA test suite again (after fixes), then parts 2 and 3 in the same call
+      step cuda-tests 90 "$PY" -m pytest -q -p no:cacheprovider -rs tests/cuda --ignore=tests/cuda/test_gpu_scripts_smoke.py \
+           --junitxml="$out/cuda_tests.xml"
+    fi
     case "$part" in 2) b="${BUDGET_S:-330}"; parts="2";; 3) b="${BUDGET_S:-240}"; parts="3";; *) b="${BUDGET_S:-420}"; parts="2 3";; esac
+    # SEEDS: the extra seeds of part 3 (default "1 2"; SEEDS= runs seed 0 alone, with more epochs)
     # shellcheck disable=SC2086
     step protocol $((${b%.*} + 90)) "$PY" benchmarks/gpu/protocol.py $sm --parts $parts --budget-s "$b" --out "$out" \
-         --teacher-dir data/teacher
+         --teacher-dir data/teacher --seeds ${SEEDS-1 2}
     ;;
   smoke)
     step env 40 "$PY" benchmarks/gpu/env_check.py --out "$out"
@@ -54,7 +60,7 @@ case "$part" in
          --teacher-dir "$out/teacher"
     ;;
   *)
-    echo "usage: bash benchmarks/gpu/run_all.sh {1|2|3|23|smoke}" >&2; exit 2;;
+    echo "usage: bash benchmarks/gpu/run_all.sh {1|2|3|23|t23|smoke}" >&2; exit 2;;
 esac
 "$PY" benchmarks/gpu/report.py "$out" > "$out/results.md" 2>>"$log"
 echo "=== done: $part, exit $rc; files in $out:" && ls -la "$out"

@@ -57,4 +57,4 @@ def cuda() -> torch.device:
         return torch.device("cpu")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    return torch.device("cuda")
+    return torch.device("cuda", torch.cuda.current_device())   # tensors report "cuda:0", not "cuda"
