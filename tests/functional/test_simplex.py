@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 from tg_cnn2gnn.functional import sparse_simplex, sparse_simplex_topk
+from tg_cnn2gnn.functional.simplex import simplex_weights
 
 
 def eq3_loop(d: np.ndarray, s: int) -> np.ndarray:
@@ -93,6 +94,24 @@ def test_ties_choose_by_index_and_constant_rows_are_uniform():
     # Row 1: d_(4) = 2, so the two selected neighbours at distance 2 get weight 0 (Eq. 3).
     p = sparse_simplex(d, 3)
     torch.testing.assert_close(p[1], torch.tensor([1.0, 0, 0, 0, 0]))
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_stable_ties_pick_the_lowest_columns_like_a_reference_sort(exclude_self):
+    """``stable=True``: among equal distances the lower column index wins (a device-independent
+    rule; plain ``torch.topk`` picked columns 2 and 4 of ``[3, 1, 1, 2, 1]`` on the CPU)."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randint(0, 4, (30, 30), generator=g).double()   # many exact ties
+    s = 5
+    index, weight = sparse_simplex_topk(d, s, exclude_self=exclude_self, stable=True)
+    for i, row in enumerate(d.tolist()):
+        cand = [(v, j) for j, v in enumerate(row) if not (exclude_self and j == i)]
+        ref = sorted(cand)[:s + 1]                       # by value, then by column
+        assert index[i].tolist() == [j for _, j in ref[:s]]
+        torch.testing.assert_close(weight[i], simplex_weights(torch.tensor([[v for v, _ in ref]]).double(), s)[0])
+    # the weights do not depend on the tie rule (equal distances, equal weights)
+    _, w_topk = sparse_simplex_topk(d, s, exclude_self=exclude_self)
+    torch.testing.assert_close(weight, w_topk)
 
 
 def _adversarial(draw_kind: str, n: int, m: int, seed: int) -> torch.Tensor:

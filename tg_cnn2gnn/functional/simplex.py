@@ -21,7 +21,7 @@ from tg_cnn2gnn.functional._checks import check_matrix, check_sparsity
 
 
 def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
-                        validate: bool = True) -> tuple[Tensor, Tensor]:
+                        validate: bool = True, stable: bool = False) -> tuple[Tensor, Tensor]:
     r"""Eq. 3 in its sparse form: the ``s`` selected columns of each row and their weights.
 
     Args:
@@ -29,6 +29,11 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
         s: sparsity, ``1 <= s <= candidates - 1``.
         exclude_self: ``dist`` is square and row ``i`` must not pick column ``i``.
         validate: check the arguments (internal callers that already did may skip it).
+        stable: break exact ties by the lower column index on every device, with a stable
+            sort of each row (``O(M log M)``; for small ``M``). Without it the ``s + 1``
+            smallest come from ``torch.topk``, which picks the lower index on the CPU but
+            not necessarily on CUDA. Mechanism 2 needs it: its proxy distances repeat whole
+            columns (test samples sharing a proxy), so exact ties there are the rule.
 
     Returns:
         ``(index, weight)``, both ``[N, s]``: ``index[i]`` are the ``s`` nearest
@@ -49,9 +54,12 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
     if exclude_self:
         eye = torch.eye(dist.size(0), dtype=torch.bool, device=dist.device)
         dist = dist.masked_fill(eye, float("inf"))
-    # The s + 1 smallest entries, ascending; top-k on -dist picks by index under ties.
-    neg_vals, index = torch.topk(dist.neg(), s + 1, dim=1, largest=True, sorted=True)
-    vals = neg_vals.neg()
+    if stable:   # ascending, ties by column index on any device
+        vals, index = torch.sort(dist, dim=1, stable=True)
+        vals, index = vals[:, :s + 1], index[:, :s + 1]
+    else:        # the s + 1 smallest entries, ascending; top-k on -dist picks by index under ties on the CPU
+        neg_vals, index = torch.topk(dist.neg(), s + 1, dim=1, largest=True, sorted=True)
+        vals = neg_vals.neg()
     return index[:, :s], simplex_weights(vals, s)
 
 

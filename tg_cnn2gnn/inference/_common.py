@@ -58,7 +58,7 @@ def proxy_distances(d_tr: Tensor, s: int) -> tuple[Tensor, Tensor]:
         ``proxy [T]`` (column positions in ``d_tr``) and ``d_tt [T, T]``.
     """
     s = effective_sparsity(s, d_tr.size(1), what="training samples in the training batch")
-    idx, w = sparse_simplex_topk(d_tr, s)
+    idx, w = sparse_simplex_topk(d_tr, s, stable=True)
     proxy = idx.gather(1, w.argmax(dim=1, keepdim=True)).squeeze(1)
     return proxy, d_tr.index_select(1, proxy)
 
@@ -102,6 +102,8 @@ def out_channels(model) -> int:
 def run_batch(model, xt: Tensor, d_tt: Tensor) -> Tensor:
     """Eq. 3 over a test batch's distances ``d_tt [T, T]`` (self excluded), the student on it."""
     s = effective_sparsity(model.s, xt.size(0) - 1, what="other samples in the test batch")
-    idx, w = sparse_simplex_topk(d_tt, s, exclude_self=True, validate=False)
+    # d_tt repeats a column for test samples that share a proxy: ties are the rule, so they
+    # are broken by index on every device (CPU and CUDA agree)
+    idx, w = sparse_simplex_topk(d_tt, s, exclude_self=True, validate=False, stable=True)
     ei, ew = topk_to_edges(idx, w, num_nodes=xt.size(0))
     return model.student(xt, ei, ew)
