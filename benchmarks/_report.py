@@ -10,20 +10,24 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from tg_cnn2gnn.run.measure import hardware_line
 
 
-def run_dirs_args(doc: str, script: str, argv: list[str] | None) -> argparse.Namespace:
+def run_dirs_args(doc: str, script: str, argv: list[str] | None,
+                  extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """The arguments of a benchmark over trained run directories (``runs``, ``--which``,
-    ``--threads``); sets the thread count and prints the command and hardware lines."""
+    ``--threads``, and whatever ``extra(parser)`` adds); sets the thread count and prints the
+    command and hardware lines."""
     import sys
     import torch
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("runs", nargs="+", help="run directories (graph students)")
     p.add_argument("--which", choices=("last", "best"), default="last")
     p.add_argument("--threads", type=int, default=2)
+    if extra is not None:
+        extra(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"Command: python benchmarks/{script} {' '.join(sys.argv[1:] if argv is None else argv)}")
