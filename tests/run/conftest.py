@@ -13,3 +13,13 @@ def teacher_run(tmp_path_factory):
                           "--out", run_dir])
     assert code == 0, err
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def embedding_run(teacher_run, tmp_path_factory):
+    """A tiny distilled run with the embedding head (the teacher of ``teacher_run``)."""
+    run_dir = tmp_path_factory.mktemp("embedding") / "run"
+    code, _, err = cli(["distill", *TINY, "--head-form", "embedding", "--teacher-checkpoint",
+                        teacher_run / "teacher" / "teacher.pt", "--out", run_dir])
+    assert code == 0, err
+    return run_dir

@@ -1,32 +1,21 @@
 """`benchmarks/bank_size.py` on a tiny digits run: each row is the mean over the bank draws of
 the frozen-bank predictor's accuracy, the validation pick is the bank with the best mean, and
 a bank larger than the training split is reported, not drawn."""
-import contextlib
-import io
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from tg_cnn2gnn.run.serve import load_run_model
 
-from run_helpers import TINY, cli
+from run_helpers import benchmark, run_benchmark
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bank_size  # noqa: E402
+bank_size = benchmark("bank_size")
 
 
-def test_bank_size_rows_are_means_over_draws(teacher_run, tmp_path):
-    run_dir = tmp_path / "run"
-    code, _, err = cli(["distill", *TINY, "--head-form", "embedding", "--teacher-checkpoint",
-                        teacher_run / "teacher" / "teacher.pt", "--out", run_dir])
-    assert code == 0, err
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert bank_size.main([str(run_dir), "--threads", "1", "--banks", "20", "50", "100000", "--draws", "2"]) == 0
-    out = buf.getvalue()
+def test_bank_size_rows_are_means_over_draws(embedding_run):
+    run_dir = embedding_run
+    out = run_benchmark(bank_size, [run_dir, "--threads", "1", "--banks", "20", "50", "100000", "--draws", "2"])
     run = load_run_model(run_dir)
     d = run.data
     means = {}

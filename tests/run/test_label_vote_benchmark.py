@@ -1,30 +1,20 @@
 """`benchmarks/label_vote.py` on a tiny digits run: its combined column equals the predictor
 built with the label vote, and the validation-selected beta is one of its columns."""
-import contextlib
-import io
 import re
-import sys
-from pathlib import Path
 
 import torch
 
 from tg_cnn2gnn.run.serve import load_run_model
 
-from run_helpers import TINY, cli
+from run_helpers import benchmark, run_benchmark
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import label_vote  # noqa: E402
+label_vote = benchmark("label_vote")
 
 
-def test_label_vote_table_matches_the_predictor(teacher_run, tmp_path):
-    run_dir = tmp_path / "run"
-    code, _, err = cli(["distill", *TINY, "--head-form", "embedding", "--teacher-checkpoint",
-                        teacher_run / "teacher" / "teacher.pt", "--out", run_dir])
-    assert code == 0, err
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert label_vote.main([str(run_dir), "--threads", "1"]) == 0
-    row = next(l for l in buf.getvalue().splitlines() if l.startswith(f"| {run_dir} |"))
+def test_label_vote_table_matches_the_predictor(embedding_run):
+    run_dir = embedding_run
+    out = run_benchmark(label_vote, [run_dir, "--threads", "1"])
+    row = next(l for l in out.splitlines() if l.startswith(f"| {run_dir} |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     run = load_run_model(run_dir)
     d = run.data

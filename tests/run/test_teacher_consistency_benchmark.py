@@ -1,28 +1,18 @@
 """`benchmarks/teacher_consistency.py` on a tiny digits run: its raw-pixel row is the run's own
 raw-pixel class-consistency, and its features are the teacher's penultimate layer."""
-import contextlib
-import io
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-from run_helpers import TINY, cli
+from run_helpers import benchmark, run_benchmark
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import teacher_consistency  # noqa: E402
+teacher_consistency = benchmark("teacher_consistency")
 
 
-def test_raw_row_matches_the_run_and_features_are_the_penultimate_layer(teacher_run, tmp_path):
-    run_dir = tmp_path / "run"
-    code, _, err = cli(["distill", *TINY, "--head-form", "embedding", "--teacher-checkpoint",
-                        teacher_run / "teacher" / "teacher.pt", "--out", run_dir])
-    assert code == 0, err
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert teacher_consistency.main([str(run_dir), "--threads", "1"]) == 0
-    rows = {l.split("|")[3].strip(): l for l in buf.getvalue().splitlines() if l.startswith(f"| {run_dir} |")}
+def test_raw_row_matches_the_run_and_features_are_the_penultimate_layer(embedding_run):
+    run_dir = embedding_run
+    out = run_benchmark(teacher_consistency, [run_dir, "--threads", "1"])
+    rows = {l.split("|")[3].strip(): l for l in out.splitlines() if l.startswith(f"| {run_dir} |")}
     assert set(rows) == {"penultimate features", "logits", "class probabilities", "raw pixels"}
     raw = json.loads((run_dir / "summary.json").read_text())["graph_consistency"]["raw"]
     assert rows["raw pixels"].split("|")[4].strip().startswith(f"{100 * raw:.2f} %")
