@@ -84,7 +84,7 @@ def test_exclude_self_drops_diagonal():
     torch.testing.assert_close(p, sparse_simplex(masked, 3))
 
 
-def test_ties_choose_by_index_and_constant_rows_are_uniform():
+def test_ties_still_give_s_distinct_columns_and_constant_rows_are_uniform():
     d = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0],      # constant: uniform 1/s
                       [0.0, 2.0, 2.0, 2.0, 5.0]])     # tie at the (s+1)-th boundary
     index, weight = sparse_simplex_topk(d, 3)

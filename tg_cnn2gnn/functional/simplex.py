@@ -31,13 +31,14 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
         validate: check the arguments (internal callers that already did may skip it).
         stable: break exact ties by the lower column index on every device, with a stable
             sort of each row (``O(M log M)``; for small ``M``). Without it the ``s + 1``
-            smallest come from ``torch.topk``, which picks the lower index on the CPU but
-            not necessarily on CUDA. Mechanism 2 needs it: its proxy distances repeat whole
-            columns (test samples sharing a proxy), so exact ties there are the rule.
+            smallest come from ``torch.topk``, whose order among equal values is unspecified
+            and differs between the CPU and CUDA (on the CPU ``[3, 1, 1, 2, 1]`` with
+            ``s = 2`` gives columns 2 and 4). Mechanism 2 needs it: its proxy distances
+            repeat whole columns (test samples sharing a proxy), so exact ties there are the rule.
 
     Returns:
         ``(index, weight)``, both ``[N, s]``: ``index[i]`` are the ``s`` nearest
-        columns of row ``i`` (chosen by index, so ties still give exactly ``s``)
+        columns of row ``i`` (exactly ``s`` under ties too; which tied columns, see ``stable``)
         and ``weight[i]`` their Eq. 3 weights, non-negative and summing to 1.
         ``weight`` is differentiable w.r.t. ``dist``; ``index`` is discrete.
 
@@ -57,7 +58,7 @@ def sparse_simplex_topk(dist: Tensor, s: int, *, exclude_self: bool = False,
     if stable:   # ascending, ties by column index on any device
         vals, index = torch.sort(dist, dim=1, stable=True)
         vals, index = vals[:, :s + 1], index[:, :s + 1]
-    else:        # the s + 1 smallest entries, ascending; top-k on -dist picks by index under ties on the CPU
+    else:        # the s + 1 smallest entries, ascending; tied columns in topk's (unspecified) order
         neg_vals, index = torch.topk(dist.neg(), s + 1, dim=1, largest=True, sorted=True)
         vals = neg_vals.neg()
     return index[:, :s], simplex_weights(vals, s)
@@ -83,8 +84,8 @@ def simplex_weights(vals: Tensor, s: int) -> Tensor:
 def sparse_simplex(dist: Tensor, s: int, *, exclude_self: bool = False) -> Tensor:
     r"""Eq. 3 as a dense matrix: ``dist [N, M]`` -> row-stochastic ``P [N, M]``.
 
-    Each row has exactly ``s`` selected columns (its ``s`` nearest, chosen by index);
-    their weights follow Eq. 3 and sum to 1, all other entries are 0. Differentiable
+    Each row has exactly ``s`` selected columns (its ``s`` nearest; ties as in
+    :func:`sparse_simplex_topk`); their weights follow Eq. 3 and sum to 1, all other entries are 0. Differentiable
     w.r.t. ``dist``. See :func:`sparse_simplex_topk` for the sparse form, which keeps
     memory at ``O(N s)`` and is what the graph builders use.
 
