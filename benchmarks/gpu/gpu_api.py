@@ -38,7 +38,7 @@ from tg_cnn2gnn.functional import sparse_simplex_graph
 from tg_cnn2gnn.nn import make_optimizer
 from tg_cnn2gnn.run import RunData, Settings, build_student_model, build_teacher_model, load_data, split_data
 from tg_cnn2gnn.run import validate as _validate
-from tg_cnn2gnn.run.factories import build_graph_builder, needs_teacher, train_student
+from tg_cnn2gnn.run.factories import build_run_distiller, train_student
 from tg_cnn2gnn.run.measure import hardware, measure_student, measure_teacher, median_time
 from tg_cnn2gnn.run.util import device_of, quiet
 
@@ -184,28 +184,23 @@ def _check_amp(amp: str | bool, allowed: tuple[str, ...] = AMP_MODES, why: str =
 
 def make_distiller(s: Settings, teacher: nn.Module | None, model: nn.Module, *, amp: str | bool = "none"
                    ) -> Distiller:
-    """The ``cnn2gnn`` distiller of ``s`` (:func:`~tg_cnn2gnn.distill.build_distiller` with the
-    loss settings and the training-graph builder of ``s`` (``graph: pool`` / ``graph_nca``), as
-    ``train_student`` builds it), moved to ``s``'s device, for :func:`train_step`; call
-    :func:`start_epoch` before the first step (a pool builder needs the training set). For
-    ``method="kd", student="mlp"`` (:func:`kd_mlp_settings`) the ``kd`` distiller of the MLP.
-    ``amp="bf16"`` gives :class:`Bf16CNN2GNN` (same weights and loss); ``"fp16"`` and
-    ``"none"`` the plain distiller (fp16 autocast is :func:`train_step`'s, as the Trainer's is
-    its loop's)."""
-    from tg_cnn2gnn.distill import build_distiller
+    """The distiller of ``s`` as ``train_student`` builds it
+    (:func:`tg_cnn2gnn.run.factories.build_run_distiller`: the loss settings and, for ``cnn2gnn``,
+    the training-graph builder of ``s``, e.g. ``graph: pool`` / ``graph_nca``), moved to ``s``'s
+    device, for :func:`train_step`; call :func:`start_epoch` before the first step (a pool builder
+    needs the training set). Methods: ``cnn2gnn`` with a gnn student, or ``kd`` with an mlp
+    student (:func:`kd_mlp_settings`; fp32 / fp16 only). ``amp="bf16"`` gives
+    :class:`Bf16CNN2GNN` (same state, weights and loss); ``"fp16"`` and ``"none"`` the plain
+    distiller (fp16 autocast is :func:`train_step`'s, as the Trainer's is its loop's)."""
     amp = _check_amp(amp)
-    use_teacher = teacher if needs_teacher(s) else None
-    if (s.method, s.student) == ("kd", "mlp"):   # the KD-MLP baseline (fp32 / fp16 only)
+    if (s.method, s.student) == ("kd", "mlp"):   # the KD-MLP baseline
         _check_amp(amp, ("none", "fp16"), " for the KD-MLP baseline")
-        return build_distiller("kd", use_teacher, model, alpha=s.alpha if use_teacher is not None else 0.0,
-                               tau=s.tau, kd_scale=s.kd_scale).to(device(s))
-    if s.method != "cnn2gnn" or s.student != "gnn":
+    elif (s.method, s.student) != ("cnn2gnn", "gnn"):
         raise ValueError(f"method={s.method!r}, student={s.student!r}: the GPU step probes build the cnn2gnn "
                          "distiller of a gnn student or the kd distiller of an mlp student only")
-    kw = dict(alpha=s.alpha if use_teacher is not None else 0.0, tau=s.tau, kd_scale=s.kd_scale,
-              relation_weight=s.relation_weight, relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
-    d = Bf16CNN2GNN(use_teacher, model, **kw) if amp == "bf16" else \
-        build_distiller("cnn2gnn", use_teacher, model, **kw)
+    d = build_run_distiller(s, teacher, model)
+    if amp == "bf16":
+        d.__class__ = Bf16CNN2GNN   # a subclass with no state of its own: only forward_train differs
     return d.to(device(s))
 
 

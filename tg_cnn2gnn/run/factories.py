@@ -117,6 +117,28 @@ def consistency_printer(model: nn.Module, data: RunData, log: Callable[[str], No
     return [callback]
 
 
+def build_run_distiller(settings: Settings, teacher: nn.Module | None, student: nn.Module) -> Any:
+    """The distiller of ``settings.method`` (:func:`~tg_cnn2gnn.distill.build_distiller`) with the
+    settings' loss terms and, for ``cnn2gnn``, its training-graph builder; the teacher is dropped
+    when the method does not read it (:func:`needs_teacher`). Construction only: no side effects."""
+    from tg_cnn2gnn.distill import build_distiller
+    s = settings
+    use_teacher = teacher if needs_teacher(s) else None
+    if s.method == "dkd":
+        if use_teacher is None:
+            raise ValueError("--method dkd needs a teacher")
+        return build_distiller("dkd", use_teacher, student, alpha=s.dkd_alpha, beta=s.dkd_beta, tau=s.tau,
+                               warmup_epochs=s.warmup_epochs)
+    if s.method == "ce":
+        return build_distiller("ce", None, student)
+    if s.method == "kd":
+        return build_distiller("kd", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
+                               tau=s.tau, kd_scale=s.kd_scale)
+    return build_distiller("cnn2gnn", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
+                           tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
+                           relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
+
+
 def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, student: nn.Module,
                   run_dir: str | Path | None, *, log: Callable[[str], None] = print,
                   callbacks: Iterable[Callable[[int, dict], None]] | None = None, test: bool = True,
@@ -136,27 +158,14 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
         acc}, "best_val": {...}}``, ``mean_train_time_per_epoch``, ``history``, ``device``, ...)
         plus ``train_time_s`` (wall time of the whole fit).
     """
-    from tg_cnn2gnn.distill import Trainer, build_distiller
+    from tg_cnn2gnn.distill import Trainer
     from tg_cnn2gnn.run.config import RESUME_SAFE
     s = settings
     use_teacher = teacher if needs_teacher(s) else None
-    if s.method == "dkd":
-        if use_teacher is None:
-            raise ValueError("--method dkd needs a teacher")
-        distiller = build_distiller("dkd", use_teacher, student, alpha=s.dkd_alpha, beta=s.dkd_beta, tau=s.tau,
-                                    warmup_epochs=s.warmup_epochs)
-    elif s.method == "ce":
-        distiller = build_distiller("ce", None, student)
-    elif s.method == "kd":
-        distiller = build_distiller("kd", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
-                                    tau=s.tau, kd_scale=s.kd_scale)
-    else:
-        distiller = build_distiller("cnn2gnn", use_teacher, student, alpha=s.alpha if use_teacher else 0.0,
-                                    tau=s.tau, kd_scale=s.kd_scale, relation_weight=s.relation_weight,
-                                    relation_tau=s.relation_tau, graph_builder=build_graph_builder(s))
-        if s.warm_start_anchors and not s.resume:
-            from tg_cnn2gnn.nn.pool_graph import warm_start_anchors
-            warm_start_anchors(student.head, data.train_features)
+    distiller = build_run_distiller(s, teacher, student)
+    if s.method == "cnn2gnn" and s.warm_start_anchors and not s.resume:
+        from tg_cnn2gnn.nn.pool_graph import warm_start_anchors
+        warm_start_anchors(student.head, data.train_features)
     augment = None
     if s.augment == "all" and (data.info.crop_padding > 0 or data.info.hflip):
         from tg_cnn2gnn.data import augment_batch
