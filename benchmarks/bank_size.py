@@ -17,16 +17,16 @@ import sys
 
 import torch
 
+from tg_cnn2gnn.run.measure import predictor_accuracy
+
 from _report import graph_runs, run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
 
 BANKS = (100, 200, 300, 500, 1000)
 
 
-@torch.no_grad()
 def accuracy(pred, x: torch.Tensor, y: torch.Tensor) -> float:
     """Percent of ``x [N, ...]`` whose predicted class is ``y [N]``, in chunks of 2,000."""
-    hits = sum(int((pred(c).argmax(1) == t).sum()) for c, t in zip(x.flatten(1).split(2000), y.split(2000)))
-    return 100.0 * hits / max(len(y), 1)
+    return 100.0 * predictor_accuracy(pred, x, y, chunk=2000)
 
 
 def _options(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ import sys
 import torch
 
 from tg_cnn2gnn.inference.label_vote import neighbour_vote, with_label_vote
+from tg_cnn2gnn.run.measure import logits_accuracy, predictor_accuracy
 
 from _report import graph_runs, run_dirs_args  # noqa: E402  (benchmarks/ is the script's folder)
 
@@ -35,7 +36,7 @@ def _parts(pred, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _acc(scores: torch.Tensor, y: torch.Tensor) -> float:
-    return 100.0 * (scores.argmax(1) == y).float().mean().item()
+    return 100.0 * logits_accuracy(scores, y)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for path, run in graph_runs(args, "bank_predictor", 5 + len(BETAS)):
         d, s = run.data, run.settings
         own = run.model.bank_predictor(d.train_features, bank_size=min(s.bank_size, d.n_train), seed=s.eval_seed)
-        with torch.no_grad():
-            own_acc = _acc(torch.cat([own(c) for c in d.x_test.flatten(1).split(1000)]), d.y_test)
+        own_acc = 100.0 * predictor_accuracy(own, d.x_test, d.y_test)
         pred = run.model.bank_predictor(d.train_features, bank_size=d.n_train, seed=s.eval_seed,
                                         train_y=d.y_train).eval()
         zt, vt = _parts(pred, d.x_test)

@@ -191,7 +191,7 @@ def label_vote_result(model: Any, data: Any, settings: Settings, log: Log = prin
     if not settings.label_vote or not hasattr(model, "bank_predictor"):
         return None
     import torch
-    from tg_cnn2gnn.run.measure import cpu_copy, median_time
+    from tg_cnn2gnn.run.measure import cpu_copy, median_time, predictor_accuracy
     cpu_model = cpu_copy(model)
     t0 = time.perf_counter()
     pred = cpu_model.bank_predictor(data.train_features.cpu(), bank_size=data.n_train, seed=settings.eval_seed,
@@ -199,12 +199,7 @@ def label_vote_result(model: Any, data: Any, settings: Settings, log: Log = prin
     build = time.perf_counter() - t0
 
     def acc(x: Any, y: Any) -> float | None:
-        if x is None or len(y) == 0:
-            return None
-        with torch.no_grad():
-            hits = sum(int((pred(c).argmax(1) == t).sum()) for c, t in zip(x.flatten(1).cpu().split(1000),
-                                                                          y.cpu().split(1000)))
-        return hits / len(y)
+        return None if x is None or len(y) == 0 else predictor_accuracy(pred, x.cpu(), y)
 
     out = {"beta": settings.label_vote, "bank_size": data.n_train, "val_acc": acc(data.x_val, data.y_val),
            "test_acc": acc(data.x_test, data.y_test), "build_s": build, "latency_ms_batch1": None}

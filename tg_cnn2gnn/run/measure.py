@@ -220,6 +220,13 @@ def logits_accuracy(logits: Tensor, y: Tensor) -> float:
 
 
 @torch.no_grad()
+def predictor_accuracy(predict: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, chunk: int = 1000) -> float:
+    """Share of the samples ``x [T, ...]`` (flattened) whose logits ``predict(rows)`` arg-max is
+    ``y [T]``, predicted in chunks of ``chunk`` rows (a frozen-bank predictor, say)."""
+    return logits_accuracy(torch.cat([predict(c) for c in x.flatten(1).split(chunk)]), y)
+
+
+@torch.no_grad()
 def student_accuracy(model: nn.Module, x_test: Tensor, y_test: Tensor, *, mechanism: str, train_x: Tensor,
                      batch_size: int = 100, bank_size: int = 100, seed: int = 0, predictor: bool = False) -> float:
     """Test accuracy of a student under ``mechanism`` (``model.predict`` on the model's device;
@@ -233,9 +240,7 @@ def student_accuracy(model: nn.Module, x_test: Tensor, y_test: Tensor, *, mechan
     if predictor and mechanism == "bank":
         built = _bank_predictor(model, train_x.to(dev), min(bank_size, train_x.size(0)), seed, deterministic=True)
         if built is not None:
-            xt = x_test.flatten(1).to(dev)
-            logits = torch.cat([built[0](xt[a:a + 1000]) for a in range(0, xt.size(0), 1000)])
-            return logits_accuracy(logits, y_test)
+            return predictor_accuracy(built[0], x_test.to(dev), y_test)
     logits = model.predict(x_test.flatten(1).to(dev), mechanism=mechanism, train_x=train_x.to(dev),
                            batch_size=batch_size, bank_size=bank_size, seed=seed)
     return logits_accuracy(logits, y_test)
