@@ -235,9 +235,9 @@ def start_epoch(distiller: Distiller, x: Tensor, y: Tensor, epoch: int = 0) -> N
 
 def kd_mlp_settings(s: Settings) -> Settings:
     """``s`` as Hinton KD into an MLP of the same widths, data and budget (the main job's
-    KD-MLP row, :func:`tg_cnn2gnn.run.commands._as_kd_mlp`)."""
-    from tg_cnn2gnn.run.commands import _as_kd_mlp
-    return _as_kd_mlp(s)
+    KD-MLP row, :func:`tg_cnn2gnn.run.commands.as_kd_mlp`)."""
+    from tg_cnn2gnn.run.commands import as_kd_mlp
+    return as_kd_mlp(s)
 
 
 def graph_consistency(model: nn.Module, data: RunData, s: Settings) -> dict[str, Any] | None:

@@ -291,8 +291,8 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
     if recommended.subset is not None:
         subset = recommended.subset if subset is None else min(subset, recommended.subset)
     paper_row = paper.replace(**shared, subset=subset, epochs=paper_epochs)
-    kd_row = _as_kd_mlp(recommended)
-    kd_paper = _as_kd_mlp(paper_row)
+    kd_row = as_kd_mlp(recommended)
+    kd_paper = as_kd_mlp(paper_row)
     n = "the full training split" if recommended.subset is None else f"a {recommended.subset}-image subset"
     on_subset = f" on a {subset}-image training subset" if subset else ""
     notes = {
@@ -306,7 +306,7 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
             ("kd-mlp-paper-budget", kd_paper)], notes
 
 
-def _as_kd_mlp(s: Settings) -> Settings:
+def as_kd_mlp(s: Settings) -> Settings:
     """``s`` as Hinton KD into an MLP of the same widths, data and budget (no graph settings)."""
     return s.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
                      pool_size=None, warm_start_anchors=False, code_scale=0.0, label_vote=0.0)
