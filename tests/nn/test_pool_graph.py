@@ -239,3 +239,60 @@ def test_batch_graph_nca_term(data, form):
     assert float(g.aux_losses["nca"].detach()) == pytest.approx(2.0 * float(pool_nca_loss(d.detach(), y[idx], y[idx])), rel=1e-5)
     with pytest.raises(ValueError, match="nca_weight"):
         BatchGraph(nca_weight=-0.1)
+
+
+@pytest.mark.parametrize("form", ["anchor", "embedding"])
+def test_batch_graph_nca_memory_queue(data, form):
+    """The NCA term over the batch plus the last ``nca_memory`` samples, by hand: the queued
+    samples' codes as they were (no grad), their own ids excluded, the graph unchanged."""
+    x, y = data
+    m = make(form).eval()
+    b = BatchGraph(nca_weight=1.5, nca_memory=50)
+    b.on_epoch_start(m, x, y, 0)
+    batches = [torch.arange(0, 30), torch.arange(30, 60), torch.arange(20, 45)]   # the last overlaps both
+    old_codes = {}
+    for k, idx in enumerate(batches):
+        with torch.no_grad():                       # the codes the queue should hold, before this step
+            for i, c in zip(idx.tolist(), m.code(x[idx])):
+                old_codes.setdefault(i, []).append(c)
+        g = b(m, x[idx], y[idx], idx)
+        ei, ew = m.graph(x[idx], idx)
+        assert torch.equal(g.edge_index, ei) and torch.equal(g.edge_weight, ew)
+        if k > 0:
+            queue = torch.cat(batches[:k])[-50:]      # FIFO: the last 50 samples pushed before this step
+            code = m.code(x[idx])
+            d_b = m.dist(code, code, idx).masked_fill(torch.eye(idx.numel(), dtype=torch.bool), float("inf"))
+            d_q = torch.stack([torch.stack([m.dist(code[r:r + 1], None if form == "anchor" else
+                                                   old_codes[int(j)][0].view(1, -1), j.view(1)).view(())
+                                            for j in queue]) for r in range(idx.numel())])
+            d_q = d_q.masked_fill(queue.view(1, -1) == idx.view(-1, 1), float("inf"))
+            want = 1.5 * pool_nca_loss(torch.cat([d_b, d_q], 1), y[idx], torch.cat([y[idx], y[queue]]))
+            assert float(g.aux_losses["nca"].detach()) == pytest.approx(float(want.detach()), rel=1e-5)
+        with torch.no_grad():                       # a training step: the queued codes go stale
+            for p in m.head.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+    assert torch.equal(b._mem_ids, torch.cat(batches)[-50:])
+    assert (b._mem_codes is None) == (form == "anchor")
+    if b._mem_codes is not None:
+        assert not b._mem_codes.requires_grad and b._mem_codes.shape == (50, 8)
+    b.on_epoch_start(m, x, y, 1)                     # emptied: the next step sees the batch only
+    idx = batches[0]
+    g0 = BatchGraph(nca_weight=1.5)(m, x[idx], y[idx], idx)
+    assert float(b(m, x[idx], y[idx], idx).aux_losses["nca"].detach()) == \
+        pytest.approx(float(g0.aux_losses["nca"].detach()))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="nca_memory"):
+            BatchGraph(nca_weight=1.0, nca_memory=bad)
+
+
+def test_batch_graph_nca_memory_changes_the_loss_and_keeps_its_gradient(data):
+    x, y = data
+    m = make("embedding")
+    b = BatchGraph(nca_weight=1.0, nca_memory=40)
+    b(m, x[:30], y[:30], torch.arange(30))
+    xb = x[30:60].clone().requires_grad_(True)
+    loss = b(m, xb, y[30:60], torch.arange(30, 60)).aux_losses["nca"]
+    batch_only = BatchGraph(nca_weight=1.0)(m, xb, y[30:60], torch.arange(30, 60)).aux_losses["nca"]
+    assert abs(float(loss.detach()) - float(batch_only.detach())) > 1e-3
+    loss.backward()
+    assert torch.isfinite(xb.grad).all() and xb.grad.abs().sum() > 0

@@ -16,7 +16,8 @@ from tg_cnn2gnn.run.factories import build_graph_builder
 
 from run_helpers import TINY, cli
 
-GRAPH_SETTINGS = ("graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau")
+GRAPH_SETTINGS = ("graph", "pool_size", "pool_refresh", "graph_nca", "nca_memory", "warm_start_anchors",
+                  "relation_tau")
 
 
 # ------------------------------------------------------------------------------------- settings
@@ -38,6 +39,9 @@ def test_defaults_keep_todays_training_graph():
     ({"warm_start_anchors": True, "head_form": "embedding"}, "--warm-start-anchors=True", "anchor head"),
     ({"graph": "pool", "method": "kd", "student": "mlp"}, "--graph=pool", "--method kd --student mlp"),
     ({"graph_nca": 1.0, "method": "dkd"}, "--graph-nca=1.0", "--method dkd"),
+    ({"nca_memory": -5, "graph_nca": 1.0}, "--nca-memory=-5", "integer >= 0"),
+    ({"nca_memory": 500}, "--nca-memory=500", "--graph-nca > 0"),
+    ({"nca_memory": 500, "graph": "pool", "graph_nca": 1.0}, "--nca-memory=500", "--graph pool"),
 ])
 def test_bad_graph_settings_are_refused_in_one_line(changes, flag, words):
     with pytest.raises(SettingsError) as e:
@@ -57,7 +61,9 @@ def test_graph_settings_from_a_config_mapping():
 
 def test_builder_follows_the_settings():
     b = build_graph_builder(validate(Settings(dataset="digits", s=10, graph_nca=2.0)))
-    assert isinstance(b, BatchGraph) and b.nca_weight == 2.0
+    assert isinstance(b, BatchGraph) and b.nca_weight == 2.0 and b.nca_memory == 0
+    b = build_graph_builder(validate(Settings(dataset="digits", s=10, graph_nca=2.0, nca_memory=300)))
+    assert isinstance(b, BatchGraph) and b.nca_memory == 300
     p = build_graph_builder(validate(Settings(dataset="digits", s=10, graph="pool", pool_size=200, pool_refresh=3,
                                               graph_nca=1.5, seed=4)))
     assert isinstance(p, TrainingPool)

@@ -70,16 +70,45 @@ class BatchGraph:
 
     ``nca_weight > 0`` adds ``nca_weight * pool_nca_loss`` over the batch's own learned
     distances (each sample against the other batch samples) as ``aux_losses["nca"]``.
+
+    ``nca_memory > 0`` (ours) widens the NCA term's candidates from the batch to the batch
+    plus a memory queue of the last ``nca_memory`` samples of the epoch (MoCo-style: their
+    codes as they were computed, without grad; an anchor head keeps only their ids, its
+    distances to any training id are always current). The student's graph is unchanged:
+    only the label supervision of the distances sees more same-class candidates than the ~9
+    a random batch of 100 holds, closer to the statistics of an inference bank. The queue is
+    emptied at each epoch start, so a run resumed at an epoch boundary repeats exactly.
     """
 
-    def __init__(self, nca_weight: float = 0.0, nca_tau: float = 1.0) -> None:
+    def __init__(self, nca_weight: float = 0.0, nca_tau: float = 1.0, nca_memory: int = 0) -> None:
         self.nca_weight = _check_weight("nca_weight", nca_weight)
         if isinstance(nca_tau, bool) or not isinstance(nca_tau, (int, float)) or not nca_tau > 0:
             raise ValueError(f"nca_tau must be a number > 0, got {nca_tau!r}")
         self.nca_tau = float(nca_tau)
+        if isinstance(nca_memory, bool) or not isinstance(nca_memory, int) or nca_memory < 0:
+            raise ValueError(f"nca_memory must be an integer >= 0 (0 = the batch only), got {nca_memory!r}")
+        self.nca_memory = nca_memory
+        self._clear()
+
+    def _clear(self) -> None:
+        self._mem_ids: Tensor | None = None
+        self._mem_y: Tensor | None = None
+        self._mem_codes: Tensor | None = None
 
     def on_epoch_start(self, model: nn.Module, train_x: Tensor, train_y: Tensor, epoch: int) -> None:
-        """Nothing to refresh."""
+        """Empty the NCA memory queue (nothing else to refresh)."""
+        self._clear()
+
+    def _push(self, code: Tensor | None, index: Tensor, y: Tensor) -> None:
+        """Append the batch to the queue (oldest first), keeping the last ``nca_memory``."""
+        m = self.nca_memory
+        def keep(old: Tensor | None, new: Tensor) -> Tensor:
+            new = new.detach()
+            return (new if old is None else torch.cat([old, new]))[-m:]
+        self._mem_ids = keep(self._mem_ids, index.long())
+        self._mem_y = keep(self._mem_y, y)
+        if code is not None:
+            self._mem_codes = keep(self._mem_codes, code)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, index: Tensor) -> TrainingGraph:
         x = _flat(x)
@@ -89,11 +118,20 @@ class BatchGraph:
             code = model.code(x)
             d = model.dist(code, code, index)
             d = d.masked_fill(torch.eye(x.size(0), dtype=torch.bool, device=x.device), float("inf"))
-            aux["nca"] = self.nca_weight * pool_nca_loss(d, y, y, self.nca_tau)
+            y_cols = y
+            if self.nca_memory and self._mem_ids is not None:
+                ids = self._mem_ids
+                d_mem = model.dist(code, self._mem_codes, ids)
+                d_mem = d_mem.masked_fill(ids.view(1, -1) == index.view(-1, 1), float("inf"))
+                d, y_cols = torch.cat([d, d_mem], 1), torch.cat([y, self._mem_y])
+            aux["nca"] = self.nca_weight * pool_nca_loss(d, y, y_cols, self.nca_tau)
+            if self.nca_memory:
+                self._push(code if model.test_distances else None, index, y)
         return TrainingGraph(x, edge_index, edge_weight, x.size(0), aux, index)
 
     def __repr__(self) -> str:
-        return f"BatchGraph(nca_weight={self.nca_weight})"
+        extra = f", nca_memory={self.nca_memory}" if self.nca_memory else ""
+        return f"BatchGraph(nca_weight={self.nca_weight}{extra})"
 
 
 def pool_nca_loss(dist: Tensor, y_batch: Tensor, y_pool: Tensor, tau: float = 1.0) -> Tensor:

@@ -118,6 +118,9 @@ class Settings:
                                        "embedding head's cached pool codes")
     graph_nca: float = _opt(0.0, "float", "weight of the NCA label supervision of the learned distances (ours, "
                                           "not in the paper; 0 = off)")
+    nca_memory: int = _opt(0, "int", "graph batch with --graph-nca: the NCA term also compares each batch sample "
+                                     "with the last N samples of the epoch (a memory queue of their codes, no grad; "
+                                     "ours; 0 = the batch only)")
     warm_start_anchors: bool = _opt(False, "bool", "initialise the anchor head's rows from its encoder before "
                                                    "training (ours, not in the paper; anchor head only)")
     epochs: int = _opt(200, "int", "distillation epochs")
@@ -345,7 +348,7 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
 
 
 def _validate_graph(s: Settings, bad: Any) -> None:
-    """The training-graph settings (``graph``, ``pool_size``, ``pool_refresh``, ``graph_nca``,
+    """The training-graph settings (``graph``, ``pool_size``, ``pool_refresh``, ``graph_nca``, ``nca_memory``,
     ``warm_start_anchors``): ranges, and that they only go with a CNN2GNN graph student."""
     if s.pool_refresh < 1:
         raise bad("pool_refresh", "must be a positive integer (epochs between pool refreshes)")
@@ -357,6 +360,11 @@ def _validate_graph(s: Settings, bad: Any) -> None:
         if s.pool_size < s.s + 2:
             raise bad("pool_size", f"must be at least s + 2 = {s.s + 2} (each batch sample needs its s + 1 "
                                    "nearest other pool samples), or left out for the whole training set")
+    if s.nca_memory < 0:
+        raise bad("nca_memory", "must be an integer >= 0 (0 = the NCA term sees the batch only)")
+    if s.nca_memory and (s.graph != "batch" or s.graph_nca <= 0):
+        raise bad("nca_memory", "widens the NCA term of the batch graph: it needs --graph batch and --graph-nca > 0 "
+                                f"(this run: --graph {s.graph} --graph-nca {s.graph_nca:g})")
     graph_student = s.method == "cnn2gnn" and s.student == "gnn"
     if not graph_student:
         for name, off in (("graph", "batch"), ("graph_nca", 0.0), ("warm_start_anchors", False)):

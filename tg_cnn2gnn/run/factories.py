@@ -72,8 +72,8 @@ def method_label(settings: Settings) -> str:
 
 
 #: settings added after run directories with checkpoints existed (issue 12's training graph)
-LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "warm_start_anchors", "relation_tau",
-                            "code_scale", "label_vote"})
+LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "nca_memory", "warm_start_anchors",
+                            "relation_tau", "code_scale", "label_vote"})
 
 
 def build_graph_builder(settings: Settings) -> Any:
@@ -82,7 +82,7 @@ def build_graph_builder(settings: Settings) -> Any:
     ``graph="pool"``: :class:`~tg_cnn2gnn.nn.pool_graph.TrainingPool` (Eq. 4 over ``pool_size``
     training samples, refreshed every ``pool_refresh`` epochs, NCA weight ``graph_nca``);
     ``graph="batch"`` with ``graph_nca > 0``: :class:`~tg_cnn2gnn.nn.pool_graph.BatchGraph`
-    with the NCA term; otherwise ``None``: the distiller's own batch-internal graph, exactly
+    with the NCA term (over the batch and a queue of the last ``nca_memory`` samples); otherwise ``None``: the distiller's own batch-internal graph, exactly
     as before these settings existed (bit-identical runs for old configs)."""
     from tg_cnn2gnn.nn.pool_graph import BatchGraph, TrainingPool
     s = settings
@@ -91,7 +91,7 @@ def build_graph_builder(settings: Settings) -> Any:
     if s.graph == "pool":
         return TrainingPool(s.pool_size, refresh_every=s.pool_refresh, nca_weight=s.graph_nca, seed=s.seed)
     if s.graph_nca > 0:
-        return BatchGraph(nca_weight=s.graph_nca)
+        return BatchGraph(nca_weight=s.graph_nca, nca_memory=s.nca_memory)
     return None
 
 
