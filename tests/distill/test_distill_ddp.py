@@ -112,3 +112,46 @@ def test_shards_partition_each_epoch(world):
     assert all(torch.equal(u, v) for u, v in zip(again, per_rank[0]))                 # deterministic
     other = shard_batches(n, b, seed=4, epoch=3, rank=0, world_size=world)
     assert not torch.equal(torch.cat(other), flat[0])                                 # reshuffled per epoch
+
+
+def _class_counts(batch, labels, classes):
+    return torch.bincount(labels[batch], minlength=classes)
+
+
+def test_stratified_permutation_balances_every_batch():
+    from tg_cnn2gnn.distill.ddp import stratified_permutation
+    g = torch.Generator().manual_seed(0)
+    equal = torch.arange(10).repeat_interleave(100)[torch.randperm(1000, generator=g)]
+    perm = stratified_permutation(equal, torch.Generator().manual_seed(1))
+    assert torch.equal(perm.sort().values, torch.arange(1000))                        # a permutation
+    for batch in perm.split(100):                                                     # 10 of each class
+        assert torch.equal(_class_counts(batch, equal, 10), torch.full((10,), 10))
+    uneven = torch.cat([torch.zeros(600), torch.ones(300), torch.full((103,), 2)]).long()
+    for start in range(0, 1003 - 100, 37):                                            # any window
+        want = 100 * torch.tensor([600, 300, 103]) / 1003
+        got = _class_counts(stratified_permutation(uneven, torch.Generator().manual_seed(start))[start:start + 100],
+                            uneven, 3)
+        assert (got - want).abs().max() <= 2, (start, got)
+    # a uniform shuffle is not balanced: the check above can fail
+    plain = torch.randperm(1000, generator=torch.Generator().manual_seed(1))
+    assert max(int((_class_counts(b, equal, 10) - 10).abs().max()) for b in plain.split(100)) > 2
+    with pytest.raises(ValueError, match="labels must be >= 0"):
+        stratified_permutation(torch.tensor([0, -1, 1]), torch.Generator())
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_shard_batches_class_balanced(world):
+    n, b = 2000, 100
+    labels = torch.arange(n) % 10
+    per_rank = [shard_batches(n, b, seed=3, epoch=1, rank=r, world_size=world, labels=labels) for r in range(world)]
+    allidx = torch.cat([torch.cat(bs) for bs in per_rank])
+    assert allidx.unique().numel() == allidx.numel() == n                             # still a partition
+    for bs in per_rank:
+        for batch in bs:
+            assert (_class_counts(batch, labels, 10) - 10).abs().max() <= (0 if world == 1 else 2)
+    again = shard_batches(n, b, seed=3, epoch=1, labels=labels)
+    other = shard_batches(n, b, seed=3, epoch=2, labels=labels)
+    assert world > 1 or all(torch.equal(u, v) for u, v in zip(again, per_rank[0]))   # deterministic
+    assert not torch.equal(torch.cat(other), torch.cat(again))                        # reshuffled per epoch
+    with pytest.raises(ValueError, match="labels must be a tensor of 2000"):
+        shard_batches(n, b, seed=3, epoch=1, labels=labels[:10])

@@ -203,3 +203,29 @@ def test_cuda_training_step_has_no_host_sync(digits, teacher_state):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert Watched.calls == n // bs and s["history"][0]["loss"] > 0
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_balanced_batches_hold_the_class_proportions(digits, teacher_state, balanced):
+    x, y, _, _ = digits
+    train, _ = _split(x, y)
+    torch.manual_seed(0)
+    d = build_distiller("kd", make_teacher(teacher_state), MLP(64, HIDDEN, 10), tau=4.0)
+    seen = []
+    forward_train = d.forward_train
+
+    def spy(batch, *args, **kwargs):
+        seen.append(batch.labels.clone())
+        return forward_train(batch, *args, **kwargs)
+
+    d.forward_train = spy
+    s = Trainer(d, epochs=2, balanced_batches=balanced, **TRAIN).fit(train)
+    share = torch.bincount(train[1], minlength=10).double() / train[1].numel()
+    worst = max(float((torch.bincount(b, minlength=10) - b.numel() * share).abs().max()) for b in seen)
+    assert len(seen) == 2 * (train[1].numel() // 100)
+    if balanced:
+        assert worst <= 2 and s["balanced_batches"] is True
+    else:                                    # a uniform shuffle: some batch is off by more
+        assert worst > 2 and "balanced_batches" not in s
+    with pytest.raises(TypeError, match="balanced_batches must be a bool"):
+        Trainer(d, balanced_batches="yes")

@@ -243,3 +243,24 @@ def test_relation_weight_setting_reaches_the_distiller(monkeypatch, tmp_path):
                                       head_hidden=(16,), hidden=16, out=str(tmp_path), measure=False,
                                       progress=False), log=lambda *_: None)
     assert seen["relation_weight"] == 0.25
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_balanced_batches_reach_the_trainer(tmp_path, monkeypatch, balanced):
+    from tg_cnn2gnn import distill
+    from tg_cnn2gnn.run import commands
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(distiller, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+    monkeypatch.setattr(distill, "Trainer", spy)                    # train_student imports it from here
+    with pytest.raises(Stop):
+        commands.run_distill(Settings(dataset="digits", teacher_epochs=1, epochs=1, s=5, head_hidden=(16,),
+                                      hidden=16, out=str(tmp_path), measure=False, progress=False,
+                                      balanced_batches=balanced), log=lambda *_: None)
+    assert seen["balanced_batches"] is balanced
+    assert ("settings.balanced_batches" in seen["fingerprint"]) is balanced   # old run dirs still resume

@@ -151,7 +151,7 @@ class TrainLoop:
     # ------------------------------------------------------------------ run
     def run(self, source: Any, step: Callable[..., tuple[Tensor, dict[str, Tensor], Tensor]],
             validate: Callable[[], float] | None, *, epochs: int, batch_size: int, seed: int,
-            tail: str = "merge", resume: bool = False) -> dict[str, Any]:
+            tail: str = "merge", resume: bool = False, balanced: bool = False) -> dict[str, Any]:
         """Train for ``epochs`` (or what remains of them after a resume).
 
         ``step(images, labels, features, positions) -> (loss, parts, logits)``: one batch's
@@ -183,9 +183,10 @@ class TrainLoop:
         logger = MetricsLogger(self.out_dir, f"{self.prefix}metrics", enabled=ctx.is_main,
                                tensorboard=self.tensorboard, rows=rows)
         n = len(source)
+        class_labels = source.y if balanced else None
         try:
             for epoch in range(start, epochs):
-                row = self._epoch(source, step, validate, epoch, epochs, n, batch_size, seed, tail)
+                row = self._epoch(source, step, validate, epoch, epochs, n, batch_size, seed, tail, class_labels)
                 if row["val_acc"] is not None and row["val_acc"] > best["val_acc"]:
                     best = {"epoch": epoch, "val_acc": row["val_acc"]}
                     if ctx.is_main and self.best_path is not None:
@@ -216,10 +217,11 @@ class TrainLoop:
                 "resumed_from": resumed_from}
 
     def _epoch(self, source: Any, step: Callable, validate: Callable[[], float] | None, epoch: int,
-               epochs: int, n: int, batch_size: int, seed: int, tail: str) -> dict[str, Any]:
+               epochs: int, n: int, batch_size: int, seed: int, tail: str,
+               class_labels: Tensor | None = None) -> dict[str, Any]:
         ctx = self.ctx
         batches = shard_batches(n, batch_size, seed=seed, epoch=epoch, rank=ctx.rank,
-                                world_size=ctx.world_size, tail=tail)
+                                world_size=ctx.world_size, tail=tail, labels=class_labels)
         lr = self.optimizer.param_groups[0]["lr"]
         self.train_mode()
         if self.epoch_start is not None:

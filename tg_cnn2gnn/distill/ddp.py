@@ -114,8 +114,36 @@ def setup_distributed(distributed: bool | str = "auto", device: str | torch.devi
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, dev, be, True)
 
 
+def stratified_permutation(labels: Tensor, generator: torch.Generator) -> Tensor:
+    """A random order of ``range(len(labels))`` in which every class is spread evenly.
+
+    Class ``c``'s ``k``-th sample (in a random order within the class) gets the key
+    ``(k + u) / n_c`` with ``u ~ U[0, 1)``; sorting by key interleaves the classes, so any run
+    of ``L`` consecutive positions holds ``L * n_c / n`` samples of class ``c``, give or take
+    2: class-balanced mini-batches (exactly balanced for equal class sizes and batch sizes
+    that are multiples of the class count), still a fresh random order per epoch.
+
+    Args:
+        labels: ``[n]`` integer class labels ``>= 0``.
+        generator: the random source (CPU).
+    """
+    y = labels.reshape(-1).long().cpu()
+    n = y.numel()
+    if n and int(y.min()) < 0:
+        raise ValueError(f"labels must be >= 0 for a class-balanced order, got {int(y.min())}")
+    perm = torch.randperm(n, generator=generator)
+    y = y[perm]
+    counts = torch.bincount(y)
+    order = torch.argsort(y, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.long)
+    rank[order] = torch.arange(n) - starts[y[order]]
+    key = (rank.double() + torch.rand(n, generator=generator, dtype=torch.float64)) / counts[y].double()
+    return perm[torch.argsort(key, stable=True)]
+
+
 def shard_batches(n: int, batch_size: int, *, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
-                  shuffle: bool = True, tail: str = "merge") -> list[Tensor]:
+                  shuffle: bool = True, tail: str = "merge", labels: Tensor | None = None) -> list[Tensor]:
     """This rank's mini-batches (positions in ``[0, n)``) for one epoch.
 
     The permutation depends only on ``(seed, epoch)`` (an explicit
@@ -127,15 +155,21 @@ def shard_batches(n: int, batch_size: int, *, seed: int, epoch: int, rank: int =
         tail: what to do with a last batch smaller than ``batch_size``: ``"merge"`` it into
             the previous batch (every graph then has ``>= batch_size`` nodes, which the
             sparsity ``s`` needs), ``"keep"`` it, or ``"drop"`` it.
+        labels: ``[n]`` class labels: each rank puts its shard in a class-balanced order
+            (:func:`stratified_permutation`), so that every batch holds the classes in about
+            the shard's proportions (``shuffle=True`` only).
     """
     if tail not in ("merge", "keep", "drop"):
         raise ValueError(f"tail={tail!r} is not supported; allowed values: 'merge', 'keep', 'drop'")
-    if shuffle:
-        perm = torch.randperm(n, generator=make_generator(seed, epoch))
-    else:
-        perm = torch.arange(n)
+    if labels is not None and (not isinstance(labels, Tensor) or labels.numel() != n):
+        raise ValueError(f"labels must be a tensor of {n} class labels (one per sample), got "
+                         f"{tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}")
+    g = make_generator(seed, epoch)
+    perm = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
     if world_size > 1:
         perm = perm[: (n // world_size) * world_size][rank::world_size]
+    if shuffle and labels is not None:         # each rank orders its own shard class-balanced
+        perm = perm[stratified_permutation(labels.reshape(-1)[perm], g)]
     batches = list(torch.split(perm, batch_size))
     if batches and batches[-1].numel() < batch_size:
         if tail == "drop":

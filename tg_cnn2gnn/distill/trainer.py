@@ -72,6 +72,10 @@ class Trainer:
         progress, tensorboard: tqdm bars (rank 0); TensorBoard scalars (``"auto"``: when installed).
         callbacks: ``callback(epoch, row)`` after each epoch's checkpoint.
         num_workers: DataLoader workers (Dataset input).
+        balanced_batches: class-balanced mini-batches, each holding the classes in the training
+            set's proportions (:func:`~tg_cnn2gnn.distill.ddp.stratified_permutation`; a fresh
+            order per epoch); default a uniform shuffle. With a learned batch graph this bounds
+            how many same-class candidates each node has.
     """
 
     def __init__(self, distiller: Distiller, *, epochs: int = 200, batch_size: int = 100,
@@ -83,8 +87,8 @@ class Trainer:
                  out_dir: str | os.PathLike | None = None, resume: bool = False,
                  fingerprint: dict[str, Any] | None = None, val_mechanism: str = "bank",
                  eval_batch_size: int = 100, bank_size: int = 100, eval_seed: int = 0, progress: bool = True,
-                 tensorboard: bool | str = "auto", callbacks: Iterable[Callback] = (), num_workers: int = 0
-                 ) -> None:
+                 tensorboard: bool | str = "auto", callbacks: Iterable[Callback] = (), num_workers: int = 0,
+                 balanced_batches: bool = False) -> None:
         if not isinstance(distiller, Distiller):
             raise TypeError(f"distiller must be a tg_cnn2gnn.distill.Distiller, got {type(distiller).__name__}")
         C.check_positive_int("epochs", epochs)
@@ -105,6 +109,8 @@ class Trainer:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
         C.check_positive_int("eval_batch_size", eval_batch_size)
         C.check_positive_int("bank_size", bank_size)
+        if not isinstance(balanced_batches, bool):
+            raise TypeError(f"balanced_batches must be a bool, got {balanced_batches!r}")
         C.check_choice("val_mechanism", val_mechanism, distiller.mechanisms)
         if cache_teacher_logits and augment is not None:
             raise ValueError("cache_teacher_logits=True is only valid without random augmentation: the cached "
@@ -128,6 +134,7 @@ class Trainer:
         self.bank_size, self.eval_seed = bank_size, eval_seed
         self.progress, self.tensorboard, self.callbacks = progress, tensorboard, list(callbacks)
         self.num_workers = num_workers
+        self.balanced_batches = balanced_batches
         # set by fit
         self.ctx: DistContext | None = None
         self.train_features: Tensor | None = None   # [n_train, F] on the device, row k = training id k
@@ -171,7 +178,9 @@ class Trainer:
                "gamma": self.gamma, "seed": self.seed, "world_size": world_size, **self.distiller.hparams(),
                "cache_teacher_logits": self.cache_teacher_logits, "augment": self.augment is not None,
                "features": features, "val_mechanism": self.val_mechanism if has_val else None,
-               "eval_batch_size": self.eval_batch_size, "bank_size": self.bank_size, "eval_seed": self.eval_seed}
+               "eval_batch_size": self.eval_batch_size, "bank_size": self.bank_size, "eval_seed": self.eval_seed,
+               # only when on, so that checkpoints written before the option existed still resume
+               **({"balanced_batches": True} if self.balanced_batches else {})}
         clash = [k for k, v in self.fingerprint.items() if k in own and own[k] != v]
         if clash:
             raise ValueError(f"fingerprint entries {clash} contradict the trainer's own settings "
@@ -277,7 +286,8 @@ class Trainer:
 
         loop.callbacks.insert(0, keep_best)
         result = loop.run(source, step, validate if val_data is not None else None, epochs=self.epochs,
-                          batch_size=self.batch_size, seed=self.seed, tail="merge", resume=self.resume)
+                          batch_size=self.batch_size, seed=self.seed, tail="merge", resume=self.resume,
+                          balanced=self.balanced_batches)
         d.eval()
         summary = self._summary(result, config, val_data, test_data, mechs, best_state, cache_time) \
             if ctx.is_main else None

@@ -125,6 +125,9 @@ class Settings:
                                                    "training (ours, not in the paper; anchor head only)")
     epochs: int = _opt(200, "int", "distillation epochs")
     batch_size: int = _opt(100, "int", "distillation batch size (one learned graph per batch)")
+    balanced_batches: bool = _opt(False, "bool", "class-balanced distillation mini-batches: each holds the classes "
+                                                 "in the training split's proportions (a stratified shuffle; ours; "
+                                                 "default: a plain shuffle)")
     optimizer: str = _opt("adam", "str", "student optimiser", choices=OPTIMIZER_CHOICES)
     lr: float = _opt(0.01, "float", "student learning rate")
     momentum: float = _opt(0.9, "float", "SGD momentum (optimizer sgd)")

@@ -73,7 +73,7 @@ def method_label(settings: Settings) -> str:
 
 #: settings added after run directories with checkpoints existed (issue 12's training graph)
 LATER_SETTINGS = frozenset({"graph", "pool_size", "pool_refresh", "graph_nca", "nca_memory", "warm_start_anchors",
-                            "relation_tau", "code_scale", "label_vote"})
+                            "relation_tau", "code_scale", "label_vote", "balanced_batches"})
 
 
 def build_graph_builder(settings: Settings) -> Any:
@@ -179,7 +179,7 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
     fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items()
                    if k not in RESUME_SAFE and not (k in LATER_SETTINGS and v == later[k])}
     kwargs: dict[str, Any] = dict(
-        epochs=s.epochs, batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
+        epochs=s.epochs, batch_size=s.batch_size, balanced_batches=s.balanced_batches, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
         weight_decay=s.weight_decay, scheduler=s.scheduler, val_mechanism=s.val_mechanism,
         eval_batch_size=s.eval_batch_size, bank_size=min(s.bank_size, data.n_train), eval_seed=s.eval_seed,
         cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
