@@ -286,3 +286,13 @@ def test_label_vote_setting_is_checked():
     assert code == 2 and "--label-vote" in err and ">= 0" in err
     code, _, err = cli(["distill", "--dataset", "digits", "--label-vote", "nan", "--out", "/nonexistent/x"])
     assert code == 2 and "label_vote" in err and "finite" in err
+
+
+def test_kd_mlp_row_drops_every_graph_setting_and_keeps_the_budget():
+    from tg_cnn2gnn.run.commands import as_kd_mlp
+    s = validate(Settings(dataset="digits", s=10, head_form="embedding", code_scale=3.0, graph_nca=2.0,
+                          nca_memory=300, relation_weight=1.0, label_vote=1.0, balanced_batches=True, epochs=7))
+    kd = validate(as_kd_mlp(s))                      # valid: nothing graph-only is left over
+    assert (kd.method, kd.student, kd.graph_nca, kd.nca_memory, kd.code_scale, kd.label_vote) == \
+        ("kd", "mlp", 0.0, 0, 0.0, 0.0)
+    assert kd.balanced_batches and kd.epochs == 7 and kd.batch_size == s.batch_size

@@ -309,7 +309,7 @@ def main_job_entries(recommended: Settings, paper: Settings, *, paper_epochs: in
 def as_kd_mlp(s: Settings) -> Settings:
     """``s`` as Hinton KD into an MLP of the same widths, data and budget (no graph settings)."""
     return s.replace(method="kd", student="mlp", relation_weight=0.0, graph="batch", graph_nca=0.0,
-                     pool_size=None, warm_start_anchors=False, code_scale=0.0, label_vote=0.0)
+                     pool_size=None, nca_memory=0, warm_start_anchors=False, code_scale=0.0, label_vote=0.0)
 
 
 def evaluate_run(path: str | os.PathLike, *, mechanisms: Sequence[str] | None = None, which: str | None = None,
