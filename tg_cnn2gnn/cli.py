@@ -47,8 +47,9 @@ TEACHER_OPTIONS = ("teacher", "teacher_width", "teacher_epochs", "teacher_batch_
 MODEL_OPTIONS = ("student", "s", "head_form", "head_hidden", "embedding_channels", "code_scale", "hidden", "conv",
                  "num_layers", "dropout")
 DISTILL_OPTIONS = ("method", "alpha", "tau", "kd_scale", "relation_weight", "relation_tau", "graph", "pool_size",
-                   "pool_refresh", "graph_nca", "nca_memory", "warm_start_anchors", "dkd_alpha", "dkd_beta", "warmup_epochs",
-                   "epochs", "batch_size", "balanced_batches", "optimizer", "lr", "momentum", "weight_decay", "cache_teacher_logits")
+                   "pool_refresh", "graph_nca", "nca_memory", "warm_start_anchors", "dkd_alpha", "dkd_beta",
+                   "warmup_epochs", "epochs", "batch_size", "balanced_batches", "optimizer", "lr", "momentum",
+                   "weight_decay", "cache_teacher_logits")
 EVAL_OPTIONS = ("mechanisms", "val_mechanism", "bank_size", "eval_batch_size", "eval_seed", "label_vote", "measure")
 RUN_OPTIONS = ("out", "seed", "device", "threads", "resume", "progress")
 

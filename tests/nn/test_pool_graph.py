@@ -236,7 +236,8 @@ def test_batch_graph_nca_term(data, form):
     ei, ew = m.graph(x[idx], idx)
     assert torch.equal(g.edge_index, ei) and torch.equal(g.edge_weight, ew)   # graph unchanged
     d = m.head.distances(x[idx], idx).masked_fill(torch.eye(25, dtype=torch.bool), float("inf"))
-    assert float(g.aux_losses["nca"].detach()) == pytest.approx(2.0 * float(pool_nca_loss(d.detach(), y[idx], y[idx])), rel=1e-5)
+    want = 2.0 * float(pool_nca_loss(d.detach(), y[idx], y[idx]))
+    assert float(g.aux_losses["nca"].detach()) == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match="nca_weight"):
         BatchGraph(nca_weight=-0.1)
 

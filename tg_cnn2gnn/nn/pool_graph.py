@@ -58,6 +58,11 @@ def _flat(x: Tensor) -> Tensor:
     return x.flatten(1) if x.dim() > 2 else x
 
 
+def _mask_own(d: Tensor, ids: Tensor, index: Tensor) -> Tensor:
+    """``d [B, P]`` with ``+inf`` where column ``ids[p]`` is row ``index[b]``'s own training id."""
+    return d.masked_fill(ids.view(1, -1) == index.view(-1, 1), float("inf"))
+
+
 def _check_weight(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value < 0:
@@ -121,8 +126,7 @@ class BatchGraph:
             y_cols = y
             if self.nca_memory and self._mem_ids is not None:
                 ids = self._mem_ids
-                d_mem = model.dist(code, self._mem_codes, ids)
-                d_mem = d_mem.masked_fill(ids.view(1, -1) == index.view(-1, 1), float("inf"))
+                d_mem = _mask_own(model.dist(code, self._mem_codes, ids), ids, index)
                 d, y_cols = torch.cat([d, d_mem], 1), torch.cat([y, self._mem_y])
             aux["nca"] = self.nca_weight * pool_nca_loss(d, y, y_cols, self.nca_tau)
             if self.nca_memory:
@@ -311,8 +315,7 @@ class TrainingPool:
         for a in range(0, self.pool.numel(), self.chunk_size):
             ids = self.pool[a:a + self.chunk_size]
             cols = None if self._codes is None else self._codes[a:a + self.chunk_size]
-            d = model.dist(code_b, cols, ids)
-            d = d.masked_fill(ids.view(1, -1) == index.view(-1, 1), float("inf"))
+            d = _mask_own(model.dist(code_b, cols, ids), ids, index)
             i = ids.view(1, -1).expand_as(d)
             if best_d is not None:
                 d, i = torch.cat([best_d, d], 1), torch.cat([best_i, i], 1)
@@ -384,8 +387,7 @@ class TrainingPool:
             pos = torch.arange(p, device=self.pool.device)
         ids = self.pool[pos]
         cols = None if self._codes is None else self._codes[pos]           # memory bank: no grad
-        d = model.dist(code_b, cols, ids)
-        d = d.masked_fill(ids.view(1, -1) == index.view(-1, 1), float("inf"))
+        d = _mask_own(model.dist(code_b, cols, ids), ids, index)
         return pool_nca_loss(d, y, self._train_y[ids], self.nca_tau)
 
     def __repr__(self) -> str:

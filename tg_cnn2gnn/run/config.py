@@ -351,8 +351,8 @@ def validate(settings: Settings, *, command: str = "distill") -> Settings:
 
 
 def _validate_graph(s: Settings, bad: Any) -> None:
-    """The training-graph settings (``graph``, ``pool_size``, ``pool_refresh``, ``graph_nca``, ``nca_memory``,
-    ``warm_start_anchors``): ranges, and that they only go with a CNN2GNN graph student."""
+    """The training-graph settings (``graph``, ``pool_size``, ``pool_refresh``, ``graph_nca``,
+    ``nca_memory``, ``warm_start_anchors``): ranges, and that they only go with a CNN2GNN graph student."""
     if s.pool_refresh < 1:
         raise bad("pool_refresh", "must be a positive integer (epochs between pool refreshes)")
     if s.graph_nca < 0:

@@ -82,8 +82,9 @@ def build_graph_builder(settings: Settings) -> Any:
     ``graph="pool"``: :class:`~tg_cnn2gnn.nn.pool_graph.TrainingPool` (Eq. 4 over ``pool_size``
     training samples, refreshed every ``pool_refresh`` epochs, NCA weight ``graph_nca``);
     ``graph="batch"`` with ``graph_nca > 0``: :class:`~tg_cnn2gnn.nn.pool_graph.BatchGraph`
-    with the NCA term (over the batch and a queue of the last ``nca_memory`` samples); otherwise ``None``: the distiller's own batch-internal graph, exactly
-    as before these settings existed (bit-identical runs for old configs)."""
+    with the NCA term (over the batch and a queue of the last ``nca_memory`` samples); otherwise
+    ``None``: the distiller's own batch-internal graph, exactly as before these settings existed
+    (bit-identical runs for old configs)."""
     from tg_cnn2gnn.nn.pool_graph import BatchGraph, TrainingPool
     s = settings
     if s.method != "cnn2gnn" or s.student != "gnn":
@@ -179,7 +180,8 @@ def train_student(settings: Settings, data: RunData, teacher: nn.Module | None, 
     fingerprint = {f"settings.{k}": v for k, v in s.to_dict().items()
                    if k not in RESUME_SAFE and not (k in LATER_SETTINGS and v == later[k])}
     kwargs: dict[str, Any] = dict(
-        epochs=s.epochs, batch_size=s.batch_size, balanced_batches=s.balanced_batches, optimizer=s.optimizer, lr=s.lr, momentum=s.momentum,
+        epochs=s.epochs, batch_size=s.batch_size, balanced_batches=s.balanced_batches, optimizer=s.optimizer,
+        lr=s.lr, momentum=s.momentum,
         weight_decay=s.weight_decay, scheduler=s.scheduler, val_mechanism=s.val_mechanism,
         eval_batch_size=s.eval_batch_size, bank_size=min(s.bank_size, data.n_train), eval_seed=s.eval_seed,
         cache_teacher_logits=bool(s.cache_teacher_logits and use_teacher is not None and augment is None),
