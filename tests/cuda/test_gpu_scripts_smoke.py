@@ -77,6 +77,14 @@ def test_protocol_smoke_and_part3_reuses_part2_teacher(tmp_path):
     assert abs(res3["teacher"]["test_acc"] - res["teacher"]["test_acc"]) <= 0.02   # fp16 weights
     assert [r["config"] for r in res3["runs"]] == ["recommended"]
 
+    # the KD-MLP baseline alone, for the epochs a paper run had (its call had no time left for it)
+    outk = tmp_path / "kd"
+    _run([str(GPU / "protocol.py"), "--parts", "2", "--reuse-teacher", "--kd-mlp-only", "3", "--budget-s", "60",
+          "--out", str(outk), *common])
+    resk = json.loads((outk / "protocol.json").read_text())
+    assert resk["teacher"]["source"].startswith("shards")
+    assert [(r["config"], r["epochs"], r["settings"]["student"]) for r in resk["runs"]] == [("kd-mlp", 3, "mlp")]
+
 
 def test_teacher_shards_round_trip_and_refuse_other_settings(tmp_path):
     s = api.settings({"dataset": "digits", "teacher": "simple-cnn", "teacher_width": 8})
@@ -141,3 +149,26 @@ def test_protocol_estimate_projects_epochs(tmp_path):
     for name in ("paper", "recommended"):
         assert est[name]["step_s"] > 0
         assert est[name]["epochs_200_s"] == pytest.approx(200 * est[name]["epoch_s"])
+
+
+def test_epoch_plan_allows_for_pool_graph_growth():
+    # A pool-trained graph student's steps grow after the probe (its GCN graph gains pool nodes):
+    # its plan is POOL_GROWTH times the probed steps; a batch-graph student and the KD-MLP are not.
+    import protocol
+    cfg = json.loads((ROOT / "configs" / "gpu" / "paper.json").read_text(encoding="utf-8"))
+    paper = api.settings(cfg["settings"])
+    probe = {"step_s": 0.01, "val_s": 0.5}
+    steps = 54_000 // paper.batch_size
+    assert paper.graph == "pool"
+    assert protocol.student_epoch_s(paper, probe, 54_000) == pytest.approx(
+        protocol.SAFETY * (protocol.POOL_GROWTH * steps * 0.01 + 0.5))
+    for plain in (paper.replace(graph="batch"), api.kd_mlp_settings(paper)):
+        assert protocol.student_epoch_s(plain, probe, 54_000) == pytest.approx(protocol.SAFETY * (steps * 0.01 + 0.5))
+    assert protocol.POOL_GROWTH >= 1.9 / protocol.SAFETY   # the larger of the two measured H200 ratios
+
+
+def test_kd_mlp_only_refuses_a_non_positive_epoch_count(tmp_path):
+    r = subprocess.run([sys.executable, str(GPU / "protocol.py"), "--smoke", "--kd-mlp-only", "0", "--out", str(tmp_path)],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--kd-mlp-only must be a number of epochs >= 1, got 0" in r.stderr
+    assert not (tmp_path / "protocol.json").exists()
