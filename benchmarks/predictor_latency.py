@@ -1,7 +1,8 @@
 """Issue 13: latency and FLOPs of ``bank`` inference: old ``predict``, the frozen-bank predictor, exact vs IVF search.
 
-Fashion-MNIST (28x28 grayscale, 10 classes). Students: the main job's CNN2GNN
-(``configs/fashion-mnist/main.yaml``: embedding head 784-512-256 -> 64-d code on a sphere of
+Fashion-MNIST (28x28 grayscale, 10 classes). Students: the compact CNN2GNN
+(``configs/fashion-mnist/compact.yaml``, the main job's student until issue 12's sixth pass
+widened main.yaml's head to 1024-512: embedding head 784-512-256 -> 64-d code on a sphere of
 radius 5 (``code_scale``), s = 10,
 2-layer GCN of width 256) and the same with the paper preset's anchor head (784-512-256
 over the training samples), trained ``--train-steps`` Adam steps on real images (the
@@ -94,8 +95,8 @@ def _paired_ms(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def _student(form: str, num_train: int, x: torch.Tensor, y: torch.Tensor, steps: int) -> CNN2GNN:
-    """The main job's student shape (embedding: 64-d code normalised and scaled by 5, as
-    ``code_scale`` in main.yaml; anchor: the paper preset's head)."""
+    """The compact student's shape (compact.yaml; embedding: 64-d code normalised and scaled by 5,
+    as its ``code_scale``; anchor: the paper preset's head)."""
     torch.manual_seed(0)
     extra = {"code_scale": 5.0} if form == "embedding" else {}
     head = LearnedGraphHead(784, num_train, s=10, hidden_channels=(512, 256), form=form, embedding_channels=64,
@@ -252,7 +253,7 @@ def main(argv=None) -> None:
         "shared the CPUs: absolute times are then inflated, the same-process ratios less so; the IVF search's "
         "`embedding_bag` opens an OpenMP parallel region per call, which on an oversubscribed CPU can wait a "
         "whole scheduler slice, about 8 ms, where the small exact search runs on one thread).", "",
-        f"Students: main job's shape (configs/fashion-mnist/main.yaml: embedding head 784-512-256 -> 64-d code, "
+        f"Students: the compact student's shape (configs/fashion-mnist/compact.yaml: embedding head 784-512-256 -> 64-d code, "
         f"normalised and scaled by 5) "
         f"and the paper preset's anchor head (784-512-256 over {args.num_train} training samples), s = 10, "
         f"2-layer GCN width 256, {args.train_steps} Adam steps (lr 0.005, batch 100) on real images. Teachers "

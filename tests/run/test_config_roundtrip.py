@@ -92,9 +92,13 @@ def test_shipped_configs_are_valid(dataset):
 def test_main_job_config_is_the_documented_main_job():
     s = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "main.yaml")))
     assert (s.teacher, s.teacher_width, s.teacher_epochs, s.epochs, s.s, s.lr, s.head_hidden, s.seed, s.dropout) == \
-        ("simple-cnn", 16, 3, 30, 10, 0.005, (512, 256), 0, 0.2)
-    assert (s.head_form, s.graph, s.relation_weight, s.graph_nca, s.code_scale, s.label_vote) == \
-        ("embedding", "batch", 5.0, 3.0, 5.0, 2.0)
+        ("simple-cnn", 16, 3, 30, 10, 0.005, (1024, 512), 0, 0.2)
+    assert (s.head_form, s.graph, s.relation_weight, s.graph_nca, s.code_scale, s.label_vote, s.batch_size) == \
+        ("embedding", "batch", 5.0, 3.0, 5.0, 2.0, 200)
+    # the compact student (main.yaml before issue 12's sixth pass) differs in the head and the batch alone
+    compact = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "compact.yaml")))
+    assert (compact.head_hidden, compact.batch_size) == ((512, 256), 100)
+    assert compact.replace(head_hidden=s.head_hidden, batch_size=s.batch_size) == s
     old = validate(Settings(**load_config(CONFIGS / "fashion-mnist" / "batch-anchor.yaml")))   # the previous default
     assert (old.teacher_width, old.teacher_epochs, old.epochs, old.s, old.lr, old.head_hidden, old.head_form) == \
         (16, 3, 15, 10, 0.005, (512, 256), "anchor")
