@@ -99,7 +99,7 @@ def train_teacher(s: Settings, data: RunData, teacher: nn.Module, *, amp: bool, 
     writes a run directory, so :func:`~tg_cnn2gnn.distill.pretrain_teacher` is called here.)"""
     aug = (lambda images: augment_batch(images, s.dataset)) if augment else None  # noqa: E731
 
-    def every_epoch(epoch: int, row: dict[str, Any]) -> None:   # every epoch: a run killed at its limit keeps its curve
+    def every_epoch(epoch: int, row: dict[str, Any]) -> None:
         log(f"teacher epoch {epoch + 1}/{s.teacher_epochs}: loss {row.get('loss', float('nan')):.4f} "
             f"val {row.get('val_acc')} {row.get('train_time', 0.0):.1f} s")
     with quiet():

@@ -46,13 +46,13 @@ SAFETY = 1.2   # measured epoch estimates are multiplied by this
 POOL_GROWTH = 1.8
 
 
-def student_epoch_s(s: api.Settings, probe: dict[str, float], n_train: int) -> float:
+def student_epoch_s(s: api.Settings, probe: dict[str, float], n_train: int, safety: float = SAFETY) -> float:
     """Planned seconds per distillation epoch of ``s`` from a step probe
-    (``{"step_s", "val_s"}``): ``SAFETY`` times steps x step time (x ``POOL_GROWTH`` for a
+    (``{"step_s", "val_s"}``): ``safety`` times steps x step time (x ``POOL_GROWTH`` for a
     pool-trained graph student) plus one validation."""
     steps = max(1, n_train // s.batch_size)
     growth = POOL_GROWTH if s.student == "gnn" and s.graph == "pool" else 1.0
-    return SAFETY * (growth * steps * probe["step_s"] + probe["val_s"])
+    return safety * (growth * steps * probe["step_s"] + probe["val_s"])
 
 
 def load_config(path: Path, smoke: bool, **overrides: Any) -> tuple[api.Settings, dict[str, Any]]:
@@ -179,7 +179,7 @@ def estimate(args: argparse.Namespace, log: Any) -> int:
         s, gpu = load_config(Path(path), args.smoke, device=args.device, root=args.root)
         probe = probes.time_distill_steps(s, data, teacher.to(api.device(s)), amp=str(gpu.get("distill_amp", "none")),
                                        steps=10 if cpu else 30)
-        epoch_s = student_epoch_s(s, probe, n) / SAFETY   # with the pool growth, without the safety margin
+        epoch_s = student_epoch_s(s, probe, n, safety=1.0)   # with the pool growth, without the margin
         out[name] = {**probe, "epoch_s": epoch_s, "epochs_200_s": 200 * epoch_s,
                      "samples_per_s": s.batch_size / probe["step_s"]}
         log(f"{name}: {probe['step_s'] * 1e3:.1f} ms/step ({s.batch_size / probe['step_s']:.0f} samples/s), "
